@@ -1,0 +1,341 @@
+"""The ``syncd`` command line (DESIGN §2)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from syncd import __version__
+from syncd.config import Config, config_path, learnster_token, load_config
+from syncd.engine import CycleReport, run_cycle
+from syncd.errors import ExitCode, StopCycle, SyncdError
+from syncd.planner import operation_to_json
+from syncd.store import Store
+
+log = logging.getLogger("syncd")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors exit 2, as the contract says
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)",
+    )
+    common.add_argument(
+        "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
+    )
+    parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sync = commands.add_parser("sync", parents=[common], help="run one cycle now")
+    sync.add_argument("--full", action="store_true", help="read the whole directory")
+    sync.add_argument("--dry-run", action="store_true", help="plan only: send nothing")
+    sync.add_argument(
+        "--allow-deletions", action="store_true", help="release the deletion guard once"
+    )
+    sync.add_argument("--json", action="store_true", help="machine-readable report")
+
+    plan = commands.add_parser("plan", parents=[common], help="show what a cycle would send")
+    plan.add_argument("--json", action="store_true")
+    plan.add_argument("--out", metavar="FILE", help="save the plan as JSON")
+    plan.add_argument("--full", action="store_true")
+
+    status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
+    status.add_argument("--json", action="store_true")
+
+    commands.add_parser("check", parents=[common], help="test the Graph and Learnster connections")
+
+    reset = commands.add_parser("reset", parents=[common], help="restart provisioning")
+    reset.add_argument(
+        "--forget-links", action="store_true", help="also forget Learnster ids (re-matched)"
+    )
+
+    demo = commands.add_parser("demo", help="run against the built-in fake tenants")
+    demo.add_argument("--users", type=int, default=200)
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    from syncd.logs import configure_logging
+
+    configure_logging(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(getattr(args, "log_level", "INFO"))
+    console = Console(stderr=False, highlight=False)
+    try:
+        if args.command == "demo":
+            from syncd.demo import run_demo
+
+            return run_demo(users=args.users, seed=args.seed, console=console)
+        config = load_config(config_path(args.config))
+        handler = {
+            "sync": _cmd_sync,
+            "plan": _cmd_plan,
+            "status": _cmd_status,
+            "check": _cmd_check,
+            "reset": _cmd_reset,
+        }[args.command]
+        return handler(config, args, console)
+    except SyncdError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_sync(config: Config, args: argparse.Namespace, console: Console) -> int:
+    store = Store(config.state_database)
+    try:
+        if args.dry_run:
+            report = asyncio.run(run_cycle(config, store, full=args.full, dry_run=True))
+        else:
+            with store.lock():
+                report = asyncio.run(
+                    run_cycle(
+                        config,
+                        store,
+                        full=args.full,
+                        allow_deletions=args.allow_deletions,
+                    )
+                )
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report_to_json(report), indent=2, default=str))
+    else:
+        if args.dry_run:
+            print_plan(report, console)
+        print_report(report, console)
+    return int(report.exit_code)
+
+
+def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int:
+    store = Store(config.state_database)
+    try:
+        report = asyncio.run(run_cycle(config, store, full=args.full, dry_run=True))
+    finally:
+        store.close()
+    document = report_to_json(report)
+    if args.out:
+        Path(args.out).write_text(json.dumps(document, indent=2, default=str) + "\n")
+    if args.json:
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        print_plan(report, console)
+        if report.message:
+            console.print(f"[red]{report.message}[/red]")
+    return int(report.exit_code) if report.exit_code == ExitCode.AUTH else 0
+
+
+def report_to_json(report: CycleReport) -> dict[str, Any]:
+    return {
+        "mode": report.mode,
+        "dry_run": report.dry_run,
+        "exit_code": int(report.exit_code),
+        "message": report.message,
+        "operations": [operation_to_json(op) for op in report.plan.operations],
+        "held": [operation_to_json(op) for op in report.plan.held],
+        "outcomes": {kind: dict(c) for kind, c in report.outcomes.items()},
+        "failures": [
+            {"object": oid, "label": label, "error": error} for oid, label, error in report.failures
+        ],
+        "problems": [
+            {"object": p.object_id, "field": p.field, "message": p.message, "severity": p.severity}
+            for p in report.problems
+        ],
+        "graph_requests": report.graph_requests,
+        "scim_requests": report.scim_requests,
+    }
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def print_plan(report: CycleReport, console: Console) -> None:
+    table = Table(title=f"Plan ({report.mode} read): {len(report.plan)} operations", expand=False)
+    table.add_column("operation")
+    table.add_column("object")
+    table.add_column("attribute")
+    table.add_column("old → new")
+    for op in report.plan.operations:
+        data = operation_to_json(op)
+        label = data["object"]
+        if "attributes" in data:
+            label = data["attributes"].get("userName", label)
+        changes = data.get("changes")
+        if changes:
+            for change in changes:
+                table.add_row(
+                    op.kind,
+                    label,
+                    change["path"],
+                    f"{_short(change['old'])} → {_short(change['new'])}",
+                )
+        elif "members" in data:
+            table.add_row(op.kind, label, "members", f"{len(data['members'])} users")
+        else:
+            table.add_row(op.kind, label, "", data.get("displayName", ""))
+    console.print(table)
+    if report.plan.held:
+        console.print(f"[yellow]{len(report.plan.held)} removals held by the deletion guard[/]")
+
+
+def print_report(report: CycleReport, console: Console) -> None:
+    verdict = {
+        ExitCode.OK: "[green]done[/]",
+        ExitCode.PARTIAL: "[yellow]done, some objects failed (in retry)[/]",
+        ExitCode.GUARD: "[red]stopped by a safety guard[/]",
+        ExitCode.AUTH: "[red]authentication or connection failure[/]",
+    }.get(report.exit_code, str(report.exit_code))
+    console.print(f"cycle ({report.mode} read{', dry run' if report.dry_run else ''}): {verdict}")
+    console.print(f"  {report.summary()}")
+    if report.failures:
+        for oid, label, error in report.failures[:20]:
+            console.print(f"  [red]failed[/] {label} ({oid}): {error}")
+        if len(report.failures) > 20:
+            console.print(f"  … and {len(report.failures) - 20} more (see 'syncd status')")
+    if report.message:
+        console.print(f"  {report.message}")
+
+
+def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> int:
+    store = Store(config.state_database)
+    try:
+        runs = store.runs(10)
+        escrows = store.escrows()
+        counts = store.counts()
+    finally:
+        store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "counts": counts,
+                    "runs": [r.model_dump() for r in runs],
+                    "escrows": [e.model_dump() for e in escrows],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    console.print(
+        f"linked: {counts['users_linked']} users, {counts['groups_linked']} groups · "
+        f"snapshot: {counts['snapshot_users']} users, {counts['snapshot_groups']} groups"
+    )
+    table = Table(title="Last cycles")
+    for column in ("started", "finished", "mode", "exit", "result"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{run.finished_at:%H:%M:%S}" if run.finished_at else "running",
+            run.mode,
+            "" if run.exit_code is None else str(run.exit_code),
+            run.message,
+        )
+    console.print(table)
+    if escrows:
+        table = Table(title=f"In retry (escrow): {len(escrows)}")
+        for column in ("object", "operation", "attempts", "next retry", "error"):
+            table.add_column(column)
+        for e in escrows:
+            table.add_row(
+                f"{e.label} ({e.object_id})",
+                e.operation,
+                str(e.attempts),
+                f"{e.next_retry_at:%Y-%m-%d %H:%M}",
+                e.error,
+            )
+        console.print(table)
+    else:
+        console.print("no objects in retry")
+    return 0
+
+
+def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> int:
+    from syncd.sink import ScimSink
+    from syncd.source import GraphSource
+
+    async def check() -> None:
+        source = GraphSource(config)
+        try:
+            user = await source.first_user()
+            console.print(
+                "[green]✓[/] Graph: token acquired, read "
+                + (f"user {user.get('userPrincipalName')}" if user else "an empty user list")
+            )
+            await source.first_group()
+            console.print("[green]✓[/] Graph: groups and members readable")
+        finally:
+            await source.aclose()
+        async with ScimSink(
+            config.learnster.tenant_url,
+            learnster_token(config),
+            timeout_seconds=min(config.learnster.timeout_seconds, 30),
+            ca_file=config.learnster.ca_file,
+            max_attempts=2,
+        ) as sink:
+            await sink.check(str(uuid.uuid4()))
+        console.print(
+            f"[green]✓[/] Learnster: {config.learnster.tenant_url} answered the test query"
+        )
+
+    try:
+        asyncio.run(check())
+    except StopCycle as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return int(ExitCode.AUTH)
+    except SyncdError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return int(exc.exit_code)
+    return 0
+
+
+def _cmd_reset(config: Config, args: argparse.Namespace, console: Console) -> int:
+    store = Store(config.state_database)
+    try:
+        with store.lock():
+            store.forget_delta_links()
+            store.clear_escrows()
+            store.set_meta("last_full_read", None)
+            if args.forget_links:
+                store.forget_links()
+    finally:
+        store.close()
+    console.print(
+        "provisioning restarted: the next cycle reads the whole directory"
+        + (" and re-matches every user by userName" if args.forget_links else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,566 @@
+"""The sync cycle: read Graph, fold the snapshot, plan, apply over SCIM, record every acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncd.config import Config, learnster_token
+from syncd.errors import ExitCode, SourceError, StopCycle
+from syncd.mapping import (
+    MANAGER,
+    USER_NAME,
+    MappingOptions,
+    build_user_resource,
+    flatten_user_resource,
+    group_resource,
+    user_patch_operations,
+)
+from syncd.model import DirectoryUser, Problem
+from syncd.planner import (
+    AddMembers,
+    CreateGroup,
+    CreateUser,
+    DeleteGroup,
+    DeleteUser,
+    LedgerGroup,
+    LedgerUser,
+    Operation,
+    Plan,
+    PlanOptions,
+    RemoveMembers,
+    RenameGroup,
+    UpdateUser,
+    object_id,
+    plan,
+)
+from syncd.sink import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    ScimError,
+    ScimSink,
+    TransientError,
+)
+from syncd.snapshot import (
+    GroupSnapshot,
+    UserSnapshot,
+    build_targets,
+    compute_scope,
+    fold_groups,
+    fold_users,
+    resolve_scope_groups,
+)
+from syncd.source import GROUPS, USERS, DeltaRound, DeltaTokenExpired, GraphSource
+from syncd.store import Store
+
+log = logging.getLogger("syncd.engine")
+
+# Above this many creates, list Learnster's users once instead of one lookup per create.
+MATCH_BY_LISTING_ABOVE = 20
+ESCROW_BASE_SECONDS = 300.0
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did: for the CLI, status, metrics and tests."""
+
+    mode: str = "delta"
+    dry_run: bool = False
+    plan: Plan = field(default_factory=Plan)
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (object, label, error)
+    problems: list[Problem] = field(default_factory=list)
+    held: int = 0
+    graph_requests: int = 0
+    scim_requests: dict[str, int] = field(default_factory=dict)
+    exit_code: ExitCode = ExitCode.OK
+    message: str = ""
+
+    def count(self, kind: str, outcome: str) -> None:
+        self.outcomes.setdefault(kind, Counter())[outcome] += 1
+
+    def summary(self) -> str:
+        parts = [
+            f"{kind} {sum(c.values())}" + (f" ({c['failed']} failed)" if c.get("failed") else "")
+            for kind, c in sorted(self.outcomes.items())
+        ]
+        return ", ".join(parts) or "nothing to do"
+
+
+@dataclass
+class DirectoryRead:
+    users: UserSnapshot
+    groups: GroupSnapshot
+    links: dict[str, str]
+    full: bool
+    problems: list[Problem]
+
+
+async def read_directory(
+    source: GraphSource, store: Store, *, full: bool, previous: tuple[UserSnapshot, GroupSnapshot]
+) -> DirectoryRead:
+    """One complete read of users and groups (delta, or full when asked or when tokens expired)."""
+    links = {} if full else store.delta_links()
+    rounds: dict[str, DeltaRound] = {}
+    is_full = full or USERS not in links or GROUPS not in links
+    for resource in (USERS, GROUPS):
+        link = None if is_full else links.get(resource)
+        try:
+            rounds[resource] = await source.delta(resource, link)
+        except DeltaTokenExpired:
+            log.warning("Graph delta token for %s expired: reading everything again", resource)
+            return await read_directory(source, store, full=True, previous=previous)
+    users, user_problems = fold_users(
+        previous[0], rounds[USERS].objects, rounds[USERS].removed, full=is_full
+    )
+    groups, group_problems = fold_groups(
+        previous[1], rounds[GROUPS].objects, rounds[GROUPS].removed, full=is_full
+    )
+    return DirectoryRead(
+        users=users,
+        groups=groups,
+        links={r: rounds[r].delta_link for r in rounds},
+        full=is_full,
+        problems=[*user_problems, *group_problems],
+    )
+
+
+def _full_read_due(store: Store, config: Config, now: datetime) -> bool:
+    if config.schedule.full_every_days <= 0:
+        return False
+    last = store.get_meta("last_full_read")
+    if last is None:
+        return True
+    return now - datetime.fromisoformat(last) >= timedelta(days=config.schedule.full_every_days)
+
+
+class Applier:
+    """Applies a plan's operations over SCIM and records each acknowledgement as it happens."""
+
+    def __init__(
+        self,
+        sink: ScimSink,
+        store: Store,
+        report: CycleReport,
+        labels: Mapping[str, str],
+        batch_size: int,
+    ) -> None:
+        self.sink = sink
+        self.store = store
+        self.report = report
+        self.labels = labels
+        self.batch_size = batch_size
+        self.users: dict[str, LedgerUser] = store.ledger_users()
+        self.groups: dict[str, LedgerGroup] = store.ledger_groups()
+        self._linked_scim_ids = {u.scim_id for u in self.users.values()}
+        self._existing_by_name: dict[str, dict[str, Any]] | None = None
+        self._existing_groups: dict[str, dict[str, Any]] | None = None
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    async def apply(self, the_plan: Plan, concurrency: int) -> None:
+        creates = sum(1 for op in the_plan.operations if isinstance(op, CreateUser))
+        if creates > MATCH_BY_LISTING_ABOVE:
+            await self._list_existing_users()
+        if any(isinstance(op, CreateGroup) for op in the_plan.operations):
+            await self._list_existing_groups()
+        for phase in the_plan.phases:
+            await _run_bounded(phase, self._apply_one, concurrency * 2)
+
+    async def _apply_one(self, op: Operation) -> None:
+        handler: Callable[[Any], Awaitable[None]] = getattr(self, f"_{op.kind}")
+        try:
+            await handler(op)
+        except AuthError:
+            raise
+        except TransientError as exc:
+            if exc.unreachable:
+                raise AuthError(f"cannot reach Learnster: {exc}") from None
+            self._fail(op, exc)
+        except ScimError as exc:
+            self._fail(op, exc)
+
+    def _fail(self, op: Operation, exc: ScimError) -> None:
+        oid = object_id(op)
+        label = self.labels.get(oid, oid)
+        error = exc.detail or str(exc)
+        self.report.count(op.kind, "failed")
+        self.report.failures.append((oid, label, error))
+        kind = "group" if "group" in op.kind or "members" in op.kind else "user"
+        retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
+        self.store.escrow(oid, kind, label, op.kind, error, retry or ESCROW_BASE_SECONDS)
+        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+
+    def _resolve(self, graph_id: str) -> str | None:
+        linked = self.users.get(graph_id)
+        return linked.scim_id if linked else None
+
+    def _record_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
+        self.users[graph_id] = entry
+        self._linked_scim_ids.add(entry.scim_id)
+        self.store.put_user(graph_id, entry, adopted=adopted)
+
+    # -- users ------------------------------------------------------------------------------
+
+    async def _list_existing_users(self) -> None:
+        self._existing_by_name = {}
+        async for resource in self.sink.iter_users():
+            name = resource.get("userName")
+            if isinstance(name, str):
+                self._existing_by_name[name.casefold()] = resource
+
+    async def _match(self, user_name: str) -> dict[str, Any] | None:
+        if self._existing_by_name is not None:
+            found = self._existing_by_name.get(user_name.casefold())
+        else:
+            found = await self.sink.find_user(user_name)
+        if found is not None and found["id"] in self._linked_scim_ids:
+            raise ConflictError(
+                f"Learnster user {user_name!r} is already linked to another directory user",
+                status=409,
+                detail=f"userName {user_name!r} is already linked to another directory user",
+            )
+        return found
+
+    async def _create_user(self, op: CreateUser) -> None:
+        user_name = str(op.attrs[USER_NAME])
+        existing = await self._match(user_name)
+        if existing is None:
+            manager = op.attrs.get(MANAGER)
+            manager_scim = self._resolve(manager) if manager else None
+            sent = dict(op.attrs)
+            if manager and manager_scim is None:
+                sent.pop(MANAGER)  # manager failed or is not there yet: a later cycle links it
+            try:
+                created = await self.sink.create_user(build_user_resource(sent, manager_scim))
+            except ConflictError:
+                existing = await self.sink.find_user(user_name)
+                if existing is None:
+                    raise
+            else:
+                self._record_user(op.user_id, LedgerUser(created["id"], sent))
+                self.report.count(op.kind, "created")
+                return
+        await self._adopt(op, existing)
+
+    async def _adopt(self, op: CreateUser, existing: Mapping[str, Any]) -> None:
+        """Link a user Learnster already has and update it to the mapped values."""
+        current = flatten_user_resource(existing)
+        if current.get(MANAGER):
+            # Compare managers by Graph id: translate Learnster's manager id back if we know it.
+            by_scim = {u.scim_id: gid for gid, u in self.users.items()}
+            current[MANAGER] = by_scim.get(current[MANAGER], current[MANAGER])
+        ops = user_patch_operations(current, op.attrs, self._resolve, remove_missing=False)
+        sent = self._acknowledged(current, op.attrs)
+        if ops:
+            await self.sink.patch_user(existing["id"], ops)
+        self._record_user(op.user_id, LedgerUser(existing["id"], sent), adopted=True)
+        self.report.count(op.kind, "adopted")
+
+    def _acknowledged(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+        """What Learnster holds after a PATCH from before to after (unresolvable manager kept)."""
+        sent = dict(after)
+        manager = after.get(MANAGER)
+        if (
+            manager is not None
+            and before.get(MANAGER) != manager
+            and self._resolve(manager) is None
+        ):
+            if MANAGER in before:
+                sent[MANAGER] = before[MANAGER]
+            else:
+                sent.pop(MANAGER)
+        return sent
+
+    async def _update_user(self, op: UpdateUser) -> None:
+        linked = self.users.get(op.user_id)
+        if linked is None or dict(linked.attrs) != dict(op.before):
+            self.report.count(op.kind, "stale")
+            return
+        ops = user_patch_operations(op.before, op.after, self._resolve)
+        sent = self._acknowledged(op.before, op.after)
+        if ops:
+            try:
+                await self.sink.patch_user(linked.scim_id, ops)
+            except NotFoundError:
+                # Deleted in Learnster behind our back: forget the link and provision again.
+                self._forget_user(op.user_id)
+                if op.after.get("active", True):
+                    await self._create_user(CreateUser(op.user_id, op.after))
+                return
+        self._record_user(op.user_id, LedgerUser(linked.scim_id, sent))
+        self.report.count(op.kind, "deactivated" if op.deactivates else "updated")
+
+    def _forget_user(self, graph_id: str) -> None:
+        linked = self.users.pop(graph_id, None)
+        if linked is not None:
+            self._linked_scim_ids.discard(linked.scim_id)
+        self.store.drop_user(graph_id)
+        for gid, group in list(self.groups.items()):
+            if graph_id in group.members:
+                self.groups[gid] = LedgerGroup(
+                    group.scim_id, group.display_name, group.members - {graph_id}
+                )
+
+    async def _delete_user(self, op: DeleteUser) -> None:
+        linked = self.users.get(op.user_id)
+        if linked is None:
+            return
+        with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
+            await self.sink.delete_user(linked.scim_id)
+        self._forget_user(op.user_id)
+        self.report.count(op.kind, "deleted")
+
+    # -- groups -----------------------------------------------------------------------------
+
+    async def _list_existing_groups(self) -> None:
+        linked = {g.scim_id for g in self.groups.values()}
+        self._existing_groups = {}
+        async for resource in self.sink.iter_groups():
+            external = resource.get("externalId")
+            if isinstance(external, str) and resource["id"] not in linked:
+                self._existing_groups[external] = resource
+
+    async def _create_group(self, op: CreateGroup) -> None:
+        existing = (self._existing_groups or {}).get(op.group_id)
+        if existing is not None:  # our own tag from an earlier life of the state database
+            scim_id = existing["id"]
+            if existing.get("displayName") != op.display_name:
+                await self.sink.patch_group(
+                    scim_id, [{"op": "replace", "path": "displayName", "value": op.display_name}]
+                )
+            outcome = "adopted"
+        else:
+            created = await self.sink.create_group(group_resource(op.display_name, op.group_id))
+            scim_id, outcome = created["id"], "created"
+        self._put_group(op.group_id, LedgerGroup(scim_id, op.display_name, frozenset()))
+        self.report.count(op.kind, outcome)
+
+    def _put_group(self, graph_id: str, entry: LedgerGroup) -> None:
+        self.groups[graph_id] = entry
+        self.store.put_group(graph_id, entry)
+
+    async def _rename_group(self, op: RenameGroup) -> None:
+        linked = self.groups.get(op.group_id)
+        if linked is None:
+            return
+        ops = [{"op": "replace", "path": "displayName", "value": op.after}]
+        if not await self._patch_group(op.group_id, linked, ops):
+            return
+        self._put_group(op.group_id, LedgerGroup(linked.scim_id, op.after, linked.members))
+        self.report.count(op.kind, "updated")
+
+    async def _patch_group(
+        self, graph_id: str, linked: LedgerGroup, ops: list[dict[str, Any]]
+    ) -> bool:
+        try:
+            await self.sink.patch_group(linked.scim_id, ops)
+        except NotFoundError:
+            # The tag was deleted in Learnster: forget it, the next cycle creates it again.
+            self.groups.pop(graph_id, None)
+            self.store.drop_group(graph_id)
+            return False
+        return True
+
+    async def _add_members(self, op: AddMembers) -> None:
+        linked = self.groups.get(op.group_id)
+        if linked is None:
+            self.report.count(op.kind, "skipped")  # the group's create failed: next cycle
+            return
+        resolved = {uid: self._resolve(uid) for uid in op.user_ids}
+        present = [(uid, sid) for uid, sid in resolved.items() if sid is not None]
+        if not present:
+            self.report.count(op.kind, "skipped")
+            return
+        value = [{"value": sid} for _, sid in present]
+        if not await self._patch_group(
+            op.group_id, linked, [{"op": "add", "path": "members", "value": value}]
+        ):
+            return
+        current = self.groups[op.group_id]
+        members = current.members | {uid for uid, _ in present}
+        self._put_group(op.group_id, LedgerGroup(current.scim_id, current.display_name, members))
+        self.report.count(op.kind, "updated")
+
+    async def _remove_members(self, op: RemoveMembers) -> None:
+        linked = self.groups.get(op.group_id)
+        if linked is None:
+            return
+        resolved = [(uid, self._resolve(uid)) for uid in op.user_ids]
+        ops = [
+            {"op": "remove", "path": f'members[value eq "{sid}"]'}
+            for _, sid in resolved
+            if sid is not None
+        ]
+        if ops and not await self._patch_group(op.group_id, linked, ops):
+            return
+        current = self.groups[op.group_id]
+        members = current.members - set(op.user_ids)
+        self._put_group(op.group_id, LedgerGroup(current.scim_id, current.display_name, members))
+        self.report.count(op.kind, "updated")
+
+    async def _delete_group(self, op: DeleteGroup) -> None:
+        linked = self.groups.get(op.group_id)
+        if linked is None:
+            return
+        with contextlib.suppress(NotFoundError):
+            await self.sink.delete_group(linked.scim_id)
+        self.groups.pop(op.group_id, None)
+        self.store.drop_group(op.group_id)
+        self.report.count(op.kind, "deleted")
+
+
+async def _run_bounded(
+    items: Iterable[Operation], worker: Callable[[Operation], Awaitable[None]], width: int
+) -> None:
+    """Run ``worker`` over ``items`` with at most ``width`` in flight (no task per item)."""
+    iterator = iter(items)
+
+    async def drain() -> None:
+        for item in iterator:
+            await worker(item)
+
+    try:
+        # A TaskGroup cancels the other workers as soon as one raises (a stopped cycle).
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, width)):
+                group.create_task(drain())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+def _labels(users: UserSnapshot, groups: GroupSnapshot) -> dict[str, str]:
+    labels = {uid: user.user_principal_name for uid, (user, _) in users.items()}
+    labels.update({gid: group.display_name for gid, (group, _) in groups.items()})
+    return labels
+
+
+async def run_cycle(
+    config: Config,
+    store: Store,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    allow_deletions: bool = False,
+    source: GraphSource | None = None,
+    sink: ScimSink | None = None,
+    now: datetime | None = None,
+) -> CycleReport:
+    """One synchronisation cycle. The caller holds the store's lock."""
+    now = now or datetime.now(UTC)
+    report = CycleReport(dry_run=dry_run)
+    own_source = source is None
+    source = source or GraphSource(config)
+    run_id = None if dry_run else store.start_run("full" if full else "delta", dry_run)
+    try:
+        previous = store.load_snapshot()
+        full = full or _full_read_due(store, config, now)
+        read = await read_directory(source, store, full=full, previous=previous)
+        report.mode = "full" if read.full else "delta"
+        report.graph_requests = source.requests
+        report.problems.extend(read.problems)
+
+        scope_ids: set[str] = set()
+        if config.scope.mode == "groups":
+            scope_ids, errors = resolve_scope_groups(config.scope.groups, read.groups)
+            if errors:
+                raise SourceError("; ".join(errors))
+        scope = compute_scope(
+            read.users,
+            read.groups,
+            mode=config.scope.mode,
+            scope_groups=scope_ids,
+            nested=config.scope.nested,
+            sync_groups=config.scope.effective_sync_groups,
+        )
+        ledger_users = store.ledger_users()
+        mapping_options = MappingOptions(
+            config.sync.phone_default_region, config.user_mapping_overrides
+        )
+        user_targets, group_targets, problems = build_targets(
+            read.users, read.groups, scope, ledger_users, mapping_options
+        )
+        report.problems.extend(problems)
+        for problem in report.problems:
+            (log.error if problem.severity == "error" else log.warning)("%s", problem)
+        report.plan = plan(
+            user_targets,
+            ledger_users,
+            group_targets,
+            store.ledger_groups(),
+            PlanOptions(
+                on_hard_delete=config.sync.on_hard_delete,
+                max_deletions=config.sync.max_deletions,
+                allow_deletions=allow_deletions,
+                member_batch_size=config.sync.member_batch_size,
+            ),
+        )
+        report.held = len(report.plan.held)
+        if dry_run:
+            return report
+
+        # The ledger, not the delta, drives what is sent: committing the snapshot and its delta
+        # links before applying loses nothing if the apply is interrupted.
+        store.save_snapshot(
+            read.users, read.groups, read.links, full_read_at=now if read.full else None
+        )
+        if len(report.plan):
+            own_sink = sink is None
+            sink = sink or ScimSink(
+                config.learnster.tenant_url,
+                learnster_token(config),
+                max_concurrency=config.learnster.max_concurrency,
+                timeout_seconds=config.learnster.timeout_seconds,
+                ca_file=config.learnster.ca_file,
+            )
+            try:
+                applier = Applier(
+                    sink,
+                    store,
+                    report,
+                    _labels(read.users, read.groups),
+                    config.sync.member_batch_size,
+                )
+                await applier.apply(report.plan, config.learnster.max_concurrency)
+            finally:
+                report.scim_requests = dict(sink.requests)
+                if own_sink:
+                    await sink.aclose()
+        if report.failures:
+            report.exit_code = ExitCode.PARTIAL
+        if report.held:
+            report.exit_code = ExitCode.GUARD
+            report.message = (
+                f"deletion guard: {report.held} removals held (more than max_deletions = "
+                f"{config.sync.max_deletions}); review with 'syncd plan', release with "
+                "'syncd sync --allow-deletions'"
+            )
+        return report
+    except StopCycle as exc:
+        report.exit_code = ExitCode.AUTH
+        report.message = str(exc)
+        return report
+    except SourceError as exc:
+        report.exit_code = ExitCode.AUTH
+        report.message = f"directory read incomplete, nothing applied: {exc}"
+        return report
+    finally:
+        report.graph_requests = source.requests
+        if own_source:
+            await source.aclose()
+        if run_id is not None:
+            counts = {kind: dict(c) for kind, c in report.outcomes.items()}
+            store.finish_run(
+                run_id, counts, int(report.exit_code), report.message or report.summary()
+            )
+
+
+def directory_user_label(user: DirectoryUser) -> str:
+    return user.user_principal_name or user.id

@@ -1,0 +1,349 @@
+"""ScimSink: Learnster's SCIM 2.0 API over httpx, with retries and one error class per recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from syncd import __version__
+from syncd.config import Secret
+from syncd.errors import StopCycle, SyncdError
+from syncd.mapping import PATCH_SCHEMA
+
+SCIM_JSON = "application/scim+json"
+LIST_PAGE_SIZE = 500
+
+
+class ScimError(SyncdError):
+    """A SCIM request failed; ``status`` is the HTTP status (0 for transport failures)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, detail: str = "", scim_type: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.scim_type = scim_type
+
+
+class TransientError(ScimError):
+    """Throttling, server errors, timeouts, dropped connections: retried, then escrowed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        self.unreachable = unreachable  # the connection was refused: the service is down
+
+
+class NotFoundError(ScimError):
+    """The object is gone in Learnster: forget the link and re-match or re-create it."""
+
+
+class ConflictError(ScimError):
+    """The object already exists (409 on create): look it up and adopt it."""
+
+
+class RejectedError(ScimError):
+    """Learnster refused this object (400 and other 4xx): it fails alone, with the detail kept."""
+
+
+class BadResponseError(ScimError):
+    """Learnster answered with something that is not the SCIM it promised."""
+
+
+class AuthError(StopCycle):
+    """401/403 or an unusable Tenant URL: stop the cycle (exit 4)."""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds (decimals accepted) or HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, min(seconds, 300.0))
+
+
+def _scim_filter_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ScimSink:
+    """One Learnster tenant. Bounded concurrency, keep-alive connections, tenacity retries."""
+
+    def __init__(
+        self,
+        tenant_url: str,
+        token: Secret,
+        *,
+        max_concurrency: int = 8,
+        timeout_seconds: float = 60.0,
+        ca_file: str = "",
+        max_attempts: int = 5,
+        max_retry_seconds: float = 120.0,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.tenant_url = tenant_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.tenant_url,
+            headers={
+                "Authorization": f"Bearer {token.reveal()}",
+                "Accept": SCIM_JSON,
+                "User-Agent": f"syncd/{__version__}",
+            },
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+            verify=ca_file or True,
+        )
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_attempts = max_attempts
+        self._max_retry_seconds = max_retry_seconds
+        self._backoff_base = backoff_base
+        self.requests: Counter[str] = Counter()  # "POST /Users" -> count, for reports and tests
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> ScimSink:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return exc.retry_after
+        # Exponential backoff with full jitter.
+        return random.uniform(0, self._backoff_base * 2 ** (state.attempt_number - 1))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
+            wait=self._wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(method, path, body=body, params=params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(
+        self, method: str, path: str, *, body: Any, params: Mapping[str, str] | None
+    ) -> httpx.Response:
+        kind = f"{method} /{path.strip('/').split('/')[0]}"
+        self.requests[kind] += 1
+        content = None
+        headers = {}
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False).encode()
+            headers["Content-Type"] = SCIM_JSON
+        async with self._slots:
+            try:
+                response = await self._client.request(
+                    method, path, content=content, params=params, headers=headers
+                )
+            except httpx.TimeoutException as exc:
+                raise TransientError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
+            except httpx.TransportError as exc:
+                raise TransientError(
+                    f"{method} {path}: connection failed ({type(exc).__name__})",
+                    unreachable=isinstance(exc, httpx.ConnectError),
+                ) from exc
+        if response.status_code < 300:
+            return response
+        raise self._classify(method, path, response)
+
+    def _classify(self, method: str, path: str, response: httpx.Response) -> SyncdError:
+        status = response.status_code
+        detail, scim_type = "", ""
+        try:
+            payload = response.json()
+            if isinstance(payload, Mapping):
+                detail = str(payload.get("detail") or "")
+                scim_type = str(payload.get("scimType") or "")
+        except ValueError:
+            detail = response.text[:200]
+        where = f"{method} {path}: HTTP {status}"
+        message = f"{where}: {detail}" if detail else where
+        if status in (401, 403):
+            hint = (
+                "the Secret Token is wrong or expired"
+                if status == 401
+                else "the Secret Token is not allowed to do this"
+            )
+            return AuthError(f"Learnster refused the request ({status}): {hint}")
+        if status == 404:
+            return NotFoundError(message, status=status, detail=detail, scim_type=scim_type)
+        if status == 409:
+            return ConflictError(message, status=status, detail=detail, scim_type=scim_type)
+        if status == 429 or status >= 500:
+            return TransientError(
+                message,
+                status=status,
+                detail=detail,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        return RejectedError(message, status=status, detail=detail, scim_type=scim_type)
+
+    @staticmethod
+    def _resource(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+        try:
+            payload = response.json()
+        except ValueError:
+            raise BadResponseError(
+                f"{method} {path}: Learnster answered {response.status_code} without JSON"
+            ) from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+            raise BadResponseError(f"{method} {path}: Learnster's reply has no resource id")
+        return payload
+
+    # -- users ------------------------------------------------------------------------------
+
+    async def create_user(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self._request("POST", "/Users", body=resource)
+        return self._resource("POST", "/Users", response)
+
+    async def patch_user(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
+        await self._patch(f"/Users/{scim_id}", operations)
+
+    async def delete_user(self, scim_id: str) -> None:
+        await self._request("DELETE", f"/Users/{scim_id}")
+
+    async def get_user(self, scim_id: str) -> dict[str, Any]:
+        path = f"/Users/{scim_id}"
+        return self._resource("GET", path, await self._request("GET", path))
+
+    async def find_user(self, user_name: str) -> dict[str, Any] | None:
+        """The Learnster user whose userName equals ``user_name`` (case-insensitively)."""
+        params = {"filter": f"userName eq {_scim_filter_string(user_name)}"}
+        response = await self._request("GET", "/Users", params=params)
+        for resource in self._list_resources("GET /Users", response):
+            if str(resource.get("userName", "")).lower() == user_name.lower():
+                return resource
+        return None
+
+    async def iter_users(self, page_size: int = LIST_PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
+        async for resource in self._iter("/Users", page_size):
+            yield resource
+
+    # -- groups -----------------------------------------------------------------------------
+
+    async def create_group(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self._request("POST", "/Groups", body=resource)
+        return self._resource("POST", "/Groups", response)
+
+    async def patch_group(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
+        await self._patch(f"/Groups/{scim_id}", operations)
+
+    async def delete_group(self, scim_id: str) -> None:
+        await self._request("DELETE", f"/Groups/{scim_id}")
+
+    async def iter_groups(self, page_size: int = LIST_PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
+        async for resource in self._iter("/Groups", page_size, attributes="displayName,externalId"):
+            yield resource
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _patch(self, path: str, operations: Sequence[Mapping[str, Any]]) -> None:
+        body = {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
+        await self._request("PATCH", path, body=body)  # 200 with a body or 204: both fine
+
+    async def _iter(
+        self, path: str, page_size: int, attributes: str = ""
+    ) -> AsyncIterator[dict[str, Any]]:
+        start = 1
+        while True:
+            params = {"startIndex": str(start), "count": str(page_size)}
+            if attributes:
+                params["attributes"] = attributes
+            response = await self._request("GET", path, params=params)
+            resources = self._list_resources(f"GET {path}", response)
+            for resource in resources:
+                yield resource
+            total = response.json().get("totalResults", 0)
+            start += len(resources)
+            if not resources or start > int(total):
+                return
+
+    @staticmethod
+    def _list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]:
+        try:
+            payload = response.json()
+        except ValueError:
+            raise BadResponseError(f"{where}: Learnster's list reply is not JSON") from None
+        if not isinstance(payload, dict):
+            raise BadResponseError(f"{where}: Learnster's list reply is not a ListResponse")
+        resources = payload.get("Resources", [])
+        if not isinstance(resources, list):
+            raise BadResponseError(f"{where}: Resources is not a list")
+        return [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
+
+    async def check(self, probe_user_name: str) -> None:
+        """Test connection: a filter for a user that cannot exist must give an empty list."""
+        try:
+            params = {"filter": f"userName eq {_scim_filter_string(probe_user_name)}"}
+            response = await self._request("GET", "/Users", params=params)
+        except TransientError as exc:
+            raise AuthError(f"cannot reach Learnster at {self.tenant_url}: {exc}") from exc
+        except NotFoundError:
+            raise AuthError(
+                f"Learnster has no SCIM endpoint at {self.tenant_url} (404): check the Tenant URL"
+            ) from None
+        except ScimError as exc:
+            raise AuthError(
+                f"Learnster at {self.tenant_url} refused the test query: {exc}"
+            ) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            raise AuthError(
+                f"{self.tenant_url} did not answer with SCIM JSON: check the Tenant URL"
+            ) from None
+        if not isinstance(payload, dict) or payload.get("totalResults") != 0:
+            raise AuthError(
+                f"{self.tenant_url} answered the test query unexpectedly: check the Tenant URL"
+            )

@@ -1,0 +1,237 @@
+"""Pure folding of Graph delta rounds into the directory snapshot, and scope/target derivation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.mapping import ACTIVE, MANAGER, MappingOptions, map_user
+from syncd.model import (
+    GROUP_TYPE,
+    USER_STRING_PROPERTIES,
+    USER_TYPE,
+    DirectoryGroup,
+    DirectoryUser,
+    Problem,
+    decode_user,
+)
+from syncd.planner import GroupTarget, LedgerUser, UserTarget
+
+# id -> (record, removed) where removed is None, "changed" (recycle bin) or "deleted".
+UserSnapshot = dict[str, tuple[DirectoryUser, str | None]]
+GroupSnapshot = dict[str, tuple[DirectoryGroup, str | None]]
+
+
+def fold_users(
+    previous: Mapping[str, tuple[DirectoryUser, str | None]],
+    objects: Mapping[str, Mapping[str, Any]],
+    removed: Mapping[str, str],
+    *,
+    full: bool,
+) -> tuple[UserSnapshot, list[Problem]]:
+    """The user snapshot after one delta round.
+
+    A full round lists every user: one the snapshot holds but the round does not is gone
+    (recycle bin or deleted; a full read cannot tell, so it counts as a soft delete). An
+    incremental round carries only changed properties, merged over what the snapshot holds.
+    A record that fails to decode keeps its previous state: bad data never removes anyone.
+    """
+    problems: list[Problem] = []
+    result: UserSnapshot = {} if full else dict(previous)
+    for object_id, obj in objects.items():
+        before = previous.get(object_id)
+        merged: dict[str, Any] = {}
+        if before is not None and not full:
+            merged = _graph_shape(before[0])
+        merged.update({k: v for k, v in obj.items() if k != "manager@delta"})
+        if "manager@delta" in obj:
+            merged["manager"] = _manager_from_delta(obj["manager@delta"])
+        decoded = decode_user(merged)
+        problems.extend(decoded.problems)
+        if decoded.user is not None:
+            result[object_id] = (decoded.user, None)
+        elif before is not None:
+            result[object_id] = before
+    for object_id, reason in removed.items():
+        before = previous.get(object_id) or result.get(object_id)
+        if before is not None:
+            result[object_id] = (before[0], reason)
+    if full:
+        for object_id, (user, was_removed) in previous.items():
+            if object_id not in result and was_removed != "deleted":
+                result[object_id] = (user, "changed")
+    return result, problems
+
+
+def fold_groups(
+    previous: Mapping[str, tuple[DirectoryGroup, str | None]],
+    objects: Mapping[str, Mapping[str, Any]],
+    removed: Mapping[str, str],
+    *,
+    full: bool,
+) -> tuple[GroupSnapshot, list[Problem]]:
+    """The group snapshot after one delta round (members@delta adds and removes)."""
+    problems: list[Problem] = []
+    result: GroupSnapshot = {} if full else dict(previous)
+    for object_id, obj in objects.items():
+        before = previous.get(object_id)
+        base = before[0] if before is not None and not full else None
+        users = set(base.user_members) if base else set()
+        groups = set(base.group_members) if base else set()
+        for member in obj.get("members@delta") or []:
+            if not isinstance(member, Mapping) or not isinstance(member.get("id"), str):
+                continue
+            member_id, kind = member["id"], member.get("@odata.type")
+            if isinstance(member.get("@removed"), Mapping):
+                users.discard(member_id)
+                groups.discard(member_id)
+            elif kind == USER_TYPE:
+                users.add(member_id)
+            elif kind == GROUP_TYPE and member_id != object_id:
+                groups.add(member_id)
+            # devices, contacts and service principals are not Learnster tag members
+        name = obj.get("displayName", base.display_name if base else "")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(
+                Problem(object_id, "displayName", "group without a name: skipped", "error")
+            )
+            if before is not None:
+                result[object_id] = before
+            continue
+        result[object_id] = (
+            DirectoryGroup(object_id, name.strip(), frozenset(users), frozenset(groups)),
+            None,
+        )
+    for object_id, reason in removed.items():
+        before = previous.get(object_id) or result.get(object_id)
+        if before is not None:
+            result[object_id] = (before[0], reason)
+    if full:
+        for object_id, (group, was_removed) in previous.items():
+            if object_id not in result and was_removed != "deleted":
+                result[object_id] = (group, "deleted")
+    return result, problems
+
+
+def _graph_shape(user: DirectoryUser) -> dict[str, Any]:
+    shaped: dict[str, Any] = dict.fromkeys(USER_STRING_PROPERTIES)
+    shaped.update(user.properties)
+    shaped["id"] = user.id
+    shaped["accountEnabled"] = user.account_enabled
+    shaped["businessPhones"] = list(user.business_phones)
+    shaped["manager"] = {"id": user.manager_id} if user.manager_id else None
+    return shaped
+
+
+def _manager_from_delta(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, list):
+        return None
+    current = None
+    for entry in value:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+            continue
+        current = None if isinstance(entry.get("@removed"), Mapping) else {"id": entry["id"]}
+    return current
+
+
+@dataclass
+class Scope:
+    """Which users and groups syncd provisions."""
+
+    users: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+
+
+def resolve_scope_groups(
+    names: tuple[str, ...], groups: GroupSnapshot
+) -> tuple[set[str], list[str]]:
+    """Group ids for the configured scope groups (object ids or exact display names)."""
+    by_name: dict[str, list[str]] = {}
+    for gid, (group, removed) in groups.items():
+        if removed is None:
+            by_name.setdefault(group.display_name.casefold(), []).append(gid)
+    found: set[str] = set()
+    errors: list[str] = []
+    for name in names:
+        if name in groups and groups[name][1] is None:
+            found.add(name)
+            continue
+        matches = by_name.get(name.casefold(), [])
+        if len(matches) == 1:
+            found.add(matches[0])
+        elif not matches:
+            errors.append(f"scope group {name!r} not found in the directory")
+        else:
+            errors.append(f"scope group {name!r} matches {len(matches)} groups; use its object id")
+    return found, errors
+
+
+def compute_scope(
+    users: UserSnapshot,
+    groups: GroupSnapshot,
+    *,
+    mode: str,
+    scope_groups: set[str],
+    nested: bool,
+    sync_groups: str,
+) -> Scope:
+    """Users in scope and groups to provision as tags (DESIGN §3 [scope])."""
+    present_users = {uid for uid, (_, removed) in users.items() if removed is None}
+    present_groups = {gid for gid, (_, removed) in groups.items() if removed is None}
+    if mode == "all":
+        in_scope = present_users
+    else:
+        in_scope = set()
+        seen: set[str] = set()
+        pending = list(scope_groups)
+        while pending:  # breadth-first; `seen` stops a group that contains itself
+            gid = pending.pop()
+            if gid in seen or gid not in present_groups:
+                continue
+            seen.add(gid)
+            group = groups[gid][0]
+            in_scope |= group.user_members & present_users
+            if nested:
+                pending.extend(group.group_members)
+    if sync_groups == "none":
+        tags: set[str] = set()
+    elif sync_groups == "scope":
+        tags = scope_groups & present_groups
+    elif sync_groups == "with_members":
+        tags = {g for g in present_groups if groups[g][0].user_members & in_scope}
+    else:
+        tags = present_groups
+    return Scope(users=in_scope, groups=tags)
+
+
+def build_targets(
+    users: UserSnapshot,
+    groups: GroupSnapshot,
+    scope: Scope,
+    ledger: Mapping[str, LedgerUser],
+    options: MappingOptions,
+) -> tuple[dict[str, UserTarget], dict[str, GroupTarget], list[Problem]]:
+    """Desired Learnster state from the snapshot: mapped users, soft deletes, tags."""
+    problems: list[Problem] = []
+    targets: dict[str, UserTarget] = {}
+    for uid, (user, removed) in users.items():
+        if removed == "deleted":
+            targets[uid] = UserTarget({}, hard_deleted=True)
+            continue
+        if removed is None and uid in scope.users:
+            attrs, user_problems = map_user(user, options)
+            problems.extend(user_problems)
+            manager = attrs.get(MANAGER)
+            if manager is not None and manager not in scope.users:
+                del attrs[MANAGER]  # a manager outside scope does not exist in Learnster
+            targets[uid] = UserTarget(attrs)
+        elif uid in ledger:
+            # Recycle bin or out of scope: the soft delete sends only active=false.
+            targets[uid] = UserTarget({**ledger[uid].attrs, ACTIVE: False})
+    members_ok = {uid for uid, t in targets.items() if not t.hard_deleted}
+    group_targets = {
+        gid: GroupTarget(groups[gid][0].display_name, groups[gid][0].user_members & members_ok)
+        for gid in scope.groups
+    }
+    return targets, group_targets, problems

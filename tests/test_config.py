@@ -1,0 +1,127 @@
+"""Configuration: the example parses, mistakes are named, secrets stay out of the file and logs."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.cli import main
+from syncd.config import Secret, learnster_token, load_config, parse_config
+from syncd.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "syncd.example.toml"
+
+
+def minimal(**sections: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "graph": {"tenant_id": "t", "client_id": "c"},
+        "learnster": {"tenant_url": "https://l.example/scim/v2"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+def test_the_example_configuration_parses_with_the_documented_defaults() -> None:
+    config = load_config(str(EXAMPLE))
+    assert config.graph.auth == "client_secret"
+    assert config.learnster.max_concurrency == 8
+    assert config.scope.effective_sync_groups == "all"
+    assert config.sync.max_deletions == 500
+    assert config.schedule.cron == "0 2 * * *"
+    assert config.state_database == "/var/lib/syncd/state.db"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (minimal(graph={"client_secret": "hunter2"}), "graph.client_secret holds a secret"),
+        (minimal(learnster={"token": "hunter2"}), "learnster.token holds a secret"),
+        (minimal(learnster={"tenant_url": "http://learnster.example/scim"}), "must use https"),
+        (minimal(sync={"max_deletion": 5}), "unknown setting [sync] 'max_deletion'"),
+        (minimal(sync={"on_hard_delete": "purge"}), "must be one of: delete | deactivate"),
+        (minimal(scope={"mode": "groups"}), "needs at least one entry in groups"),
+        (minimal(schedule={"cron": "0 2 * *"}), "must have 5 fields"),
+        (minimal(sync={"phone_default_region": "XX"}), "not a region code"),
+        (minimal(learnster={"max_concurrency": 0}), "max_concurrency = 0 is out of range"),
+        (minimal(mapping={"user": {"userName": ""}}), "cannot be dropped"),
+    ],
+)
+def test_mistakes_are_refused_naming_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, source="syncd.toml")
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_http_is_allowed_on_loopback_only() -> None:
+    config = parse_config(minimal(learnster={"tenant_url": "http://127.0.0.1:9/scim/v2"}))
+    assert config.learnster.tenant_url == "http://127.0.0.1:9/scim/v2"
+
+
+def test_secret_comes_from_env_then_credentials_directory_then_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    config = parse_config(minimal(learnster={"token_file": str(token_file)}))
+    monkeypatch.delenv("SYNCD_LEARNSTER_TOKEN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert learnster_token(config).reveal() == "from-file"
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "learnster-token").write_text("from-credential")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert learnster_token(config).reveal() == "from-credential"
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", "from-env")
+    assert learnster_token(config).reveal() == "from-env"
+
+
+def test_secret_never_shows_itself() -> None:
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret)
+    assert "hunter2" not in f"{secret} {secret!r}"
+
+
+def test_missing_secret_names_every_place_it_may_come_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SYNCD_LEARNSTER_TOKEN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match="SYNCD_LEARNSTER_TOKEN.*learnster-token"):
+        learnster_token(parse_config(minimal()))
+
+
+def test_cli_configuration_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "syncd.toml"
+    bad.write_text('[graph]\ntenant_id = "t"\nclient_id = "c"\nclient_secret = "hunter2"\n')
+    assert main(["status", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a secret" in err and "hunter2" not in err
+    assert main(["status", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "broken.toml").write_text("[graph\n")
+    assert main(["status", "--config", str(tmp_path / "broken.toml")]) == 2
+
+
+def test_cli_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["sync", "--bogus"])
+    assert caught.value.code == 2
+
+
+def test_example_is_valid_toml_with_every_documented_section() -> None:
+    data = tomllib.loads(EXAMPLE.read_text())
+    assert set(data) == {
+        "graph",
+        "learnster",
+        "scope",
+        "sync",
+        "mapping",
+        "schedule",
+        "state",
+        "notify",
+        "metrics",
+    }
