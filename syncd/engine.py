@@ -101,6 +101,7 @@ class DirectoryRead:
     links: dict[str, str]
     full: bool
     problems: list[Problem]
+    changed_users: set[str]
 
 
 async def read_directory(
@@ -129,6 +130,7 @@ async def read_directory(
         links={r: rounds[r].delta_link for r in rounds},
         full=is_full,
         problems=[*user_problems, *group_problems],
+        changed_users=set(rounds[USERS].objects),
     )
 
 
@@ -485,7 +487,12 @@ async def run_cycle(
             config.sync.phone_default_region, config.user_mapping_overrides
         )
         user_targets, group_targets, problems = build_targets(
-            read.users, read.groups, scope, ledger_users, mapping_options
+            read.users,
+            read.groups,
+            scope,
+            ledger_users,
+            mapping_options,
+            report_for=None if read.full else read.changed_users,
         )
         report.problems.extend(problems)
         for problem in report.problems:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+import pycountry
 
 from syncd.model import DirectoryUser, Problem
 
@@ -85,6 +86,7 @@ _MAPPABLE_PROPERTIES = frozenset(
         "employeeId",
         "preferredLanguage",
         "faxNumber",
+        "usageLocation",
     }
 )
 _MULTI_VALUED = re.compile(r'^(?P<attr>\w+)\[type eq "(?P<type>\w+)"\]\.(?P<sub>\w+)$')
@@ -133,6 +135,35 @@ def normalise_phone(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=1024)
+def country_region(country: str) -> str:
+    """ISO 3166 alpha-2 code for a Graph country value ("SE", "Sweden"), "" when unknown."""
+    text = country.strip()
+    if len(text) == 2 and text.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return text.upper()
+    countries = pycountry.countries
+    found = (
+        countries.get(name=text)
+        or countries.get(common_name=text)
+        or countries.get(official_name=text)
+    )
+    return str(found.alpha_2) if found is not None else ""
+
+
+def phone_region(user: DirectoryUser, default_region: str) -> str:
+    """The region a national-format number of ``user`` belongs to.
+
+    usageLocation (set for licensing) or the user's country beat the site default, so a
+    New York office's "(212) 555-0186" is read as a US number even when the default is SE.
+    """
+    for value in (user.get("usageLocation"), user.get("country")):
+        if value:
+            region = country_region(value)
+            if region:
+                return region
+    return default_region
+
+
 def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, Any], list[Problem]]:
     """The flat desired Learnster user for ``user`` and the problems found on the way.
 
@@ -149,14 +180,15 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
         if not value:
             continue
         if path in PHONE_PATHS:
-            normalised = normalise_phone(value, options.phone_default_region)
+            region = phone_region(user, options.phone_default_region)
+            normalised = normalise_phone(value, region)
             if normalised is None:
                 problems.append(
                     Problem(
                         user.id,
                         prop,
                         f"phone number {value!r} is not valid E.164"
-                        + ("" if options.phone_default_region else " (no phone_default_region)")
+                        + (f" (read as a {region} number)" if region else " (no region known)")
                         + ": dropped",
                     )
                 )

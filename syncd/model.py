@@ -27,6 +27,7 @@ USER_STRING_PROPERTIES: tuple[str, ...] = (
     "employeeId",
     "preferredLanguage",
     "faxNumber",
+    "usageLocation",  # ISO country code; tells which country a national phone number is in
 )
 USER_SELECT: tuple[str, ...] = ("id", "accountEnabled", "businessPhones", *USER_STRING_PROPERTIES)
 GROUP_SELECT: tuple[str, ...] = ("id", "displayName")

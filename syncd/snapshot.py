@@ -211,8 +211,13 @@ def build_targets(
     scope: Scope,
     ledger: Mapping[str, LedgerUser],
     options: MappingOptions,
+    report_for: set[str] | None = None,
 ) -> tuple[dict[str, UserTarget], dict[str, GroupTarget], list[Problem]]:
-    """Desired Learnster state from the snapshot: mapped users, soft deletes, tags."""
+    """Desired Learnster state from the snapshot: mapped users, soft deletes, tags.
+
+    Mapping problems are returned for ``report_for`` only (None: everyone), so an unchanged
+    user's bad phone number is reported when it changes, not every night.
+    """
     problems: list[Problem] = []
     targets: dict[str, UserTarget] = {}
     for uid, (user, removed) in users.items():
@@ -221,7 +226,8 @@ def build_targets(
             continue
         if removed is None and uid in scope.users:
             attrs, user_problems = map_user(user, options)
-            problems.extend(user_problems)
+            if report_for is None or uid in report_for:
+                problems.extend(user_problems)
             manager = attrs.get(MANAGER)
             if manager is not None and manager not in scope.users:
                 del attrs[MANAGER]  # a manager outside scope does not exist in Learnster

@@ -186,9 +186,9 @@ class GraphSource:
                 select=[*USER_SELECT, "manager"]
                 if resource == USERS
                 else [*GROUP_SELECT, "members"],
-                top=PAGE_SIZE if resource == USERS else None,
             )
             info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        info.headers.try_add("Prefer", f"odata.maxpagesize={PAGE_SIZE}")
         result = DeltaRound()
         while True:
             try:

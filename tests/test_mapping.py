@@ -85,7 +85,7 @@ def test_every_row_of_the_learnster_table() -> None:
 
 
 def test_national_phone_without_region_is_dropped_with_a_warning_naming_user_and_field() -> None:
-    decoded = decode_user(GRAPH_USER)
+    decoded = decode_user({**GRAPH_USER, "country": None})
     assert decoded.user is not None
     attrs, problems = map_user(decoded.user, MappingOptions())
     assert WORK_PHONE not in attrs
@@ -94,6 +94,22 @@ def test_national_phone_without_region_is_dropped_with_a_warning_naming_user_and
     assert problems[0].object_id == "u1"
     assert problems[0].field == "businessPhones"
     assert "08-123 456 78" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"country": "United States"}, "+12125550186"),
+        ({"country": "US"}, "+12125550186"),
+        ({"usageLocation": "US", "country": "Sverige"}, "+12125550186"),
+        ({"country": "Atlantis"}, None),  # unknown country: the site default (SE) applies
+    ],
+)
+def test_national_numbers_are_read_in_the_users_own_country(
+    extra: dict[str, str], expected: str | None
+) -> None:
+    user = {"id": "u9", "userPrincipalName": "u9@x.example", "businessPhones": ["(212) 555-0186"]}
+    assert mapped({**user, **extra}, region="SE").get(WORK_PHONE) == expected
 
 
 @pytest.mark.parametrize(
