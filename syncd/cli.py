@@ -20,7 +20,7 @@ from syncd import __version__
 from syncd.config import Config, config_path, learnster_token, load_config
 from syncd.engine import CycleReport, run_cycle
 from syncd.errors import ExitCode, StopCycle, SyncdError
-from syncd.planner import operation_to_json
+from syncd.planner import Operation, operation_to_json
 from syncd.store import Store
 
 log = logging.getLogger("syncd")
@@ -156,8 +156,8 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "exit_code": int(report.exit_code),
         "message": report.message,
-        "operations": [operation_to_json(op) for op in report.plan.operations],
-        "held": [operation_to_json(op) for op in report.plan.held],
+        "operations": [_labelled(op, report) for op in report.plan.operations],
+        "held": [_labelled(op, report) for op in report.plan.held],
         "outcomes": {kind: dict(c) for kind, c in report.outcomes.items()},
         "failures": [
             {"object": oid, "label": label, "error": error} for oid, label, error in report.failures
@@ -171,6 +171,12 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
     }
 
 
+def _labelled(op: Operation, report: CycleReport) -> dict[str, Any]:
+    data = operation_to_json(op)
+    data["label"] = report.labels.get(data["object"], "")
+    return data
+
+
 def _short(value: Any) -> str:
     if value is None:
         return "—"
@@ -179,30 +185,36 @@ def _short(value: Any) -> str:
 
 
 def print_plan(report: CycleReport, console: Console) -> None:
-    table = Table(title=f"Plan ({report.mode} read): {len(report.plan)} operations", expand=False)
-    table.add_column("operation")
-    table.add_column("object")
-    table.add_column("attribute")
-    table.add_column("old → new")
+    """Every operation, one attribute change per line (lines, so nothing is cut to fit)."""
+    console.print(f"[bold]Plan ({report.mode} read): {len(report.plan)} operations[/]")
     for op in report.plan.operations:
         data = operation_to_json(op)
-        label = data["object"]
+        label = f"{report.labels.get(data['object'], '?')} ({data['object']})"
         if "attributes" in data:
-            label = data["attributes"].get("userName", label)
-        changes = data.get("changes")
-        if changes:
-            for change in changes:
-                table.add_row(
-                    op.kind,
-                    label,
-                    change["path"],
-                    f"{_short(change['old'])} → {_short(change['new'])}",
+            console.print(f"  {op.kind:<15} {label}", soft_wrap=True, markup=False)
+            for path, value in sorted(data["attributes"].items()):
+                console.print(f"      {path} = {_short(value)}", soft_wrap=True, markup=False)
+        elif data.get("changes"):
+            console.print(f"  {op.kind:<15} {label}", soft_wrap=True, markup=False)
+            for change in data["changes"]:
+                console.print(
+                    f"      {change['path']}: {_short(change['old'])} → {_short(change['new'])}",
+                    soft_wrap=True,
+                    markup=False,
                 )
         elif "members" in data:
-            table.add_row(op.kind, label, "members", f"{len(data['members'])} users")
+            shown = ", ".join(data["members"][:5]) + (" …" if len(data["members"]) > 5 else "")
+            console.print(
+                f"  {op.kind:<15} {label}: {len(data['members'])} users ({shown})",
+                soft_wrap=True,
+                markup=False,
+            )
         else:
-            table.add_row(op.kind, label, "", data.get("displayName", ""))
-    console.print(table)
+            console.print(
+                f"  {op.kind:<15} {label} {data.get('displayName', '')}".rstrip(),
+                soft_wrap=True,
+                markup=False,
+            )
     if report.plan.held:
         console.print(f"[yellow]{len(report.plan.held)} removals held by the deletion guard[/]")
 
@@ -214,8 +226,11 @@ def print_report(report: CycleReport, console: Console) -> None:
         ExitCode.GUARD: "[red]stopped by a safety guard[/]",
         ExitCode.AUTH: "[red]authentication or connection failure[/]",
     }.get(report.exit_code, str(report.exit_code))
-    console.print(f"cycle ({report.mode} read{', dry run' if report.dry_run else ''}): {verdict}")
-    console.print(f"  {report.summary()}")
+    if report.dry_run:
+        console.print(f"dry run ({report.mode} read): nothing sent, no state changed")
+    else:
+        console.print(f"cycle ({report.mode} read): {verdict}")
+        console.print(f"  {report.summary()}")
     if report.failures:
         for oid, label, error in report.failures[:20]:
             console.print(f"  [red]failed[/] {label} ({oid}): {error}")
@@ -263,18 +278,15 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         )
     console.print(table)
     if escrows:
-        table = Table(title=f"In retry (escrow): {len(escrows)}")
-        for column in ("object", "operation", "attempts", "next retry", "error"):
-            table.add_column(column)
+        # Plain lines, not a table: an error detail must never be cut to fit a terminal.
+        console.print(f"[bold]In retry (escrow): {len(escrows)}[/]")
         for e in escrows:
-            table.add_row(
-                f"{e.label} ({e.object_id})",
-                e.operation,
-                str(e.attempts),
-                f"{e.next_retry_at:%Y-%m-%d %H:%M}",
-                e.error,
+            console.print(
+                f"  {e.label} ({e.object_id}) · {e.operation} · attempt {e.attempts} · "
+                f"next retry {e.next_retry_at:%Y-%m-%d %H:%M} UTC",
+                soft_wrap=True,
             )
-        console.print(table)
+            console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
     else:
         console.print("no objects in retry")
     return 0

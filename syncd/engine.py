@@ -82,6 +82,7 @@ class CycleReport:
     scim_requests: dict[str, int] = field(default_factory=dict)
     exit_code: ExitCode = ExitCode.OK
     message: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # object id -> UPN or group name
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -510,6 +511,7 @@ async def run_cycle(
             ),
         )
         report.held = len(report.plan.held)
+        report.labels = _labels(read.users, read.groups)
         if dry_run:
             return report
 
@@ -528,13 +530,7 @@ async def run_cycle(
                 ca_file=config.learnster.ca_file,
             )
             try:
-                applier = Applier(
-                    sink,
-                    store,
-                    report,
-                    _labels(read.users, read.groups),
-                    config.sync.member_batch_size,
-                )
+                applier = Applier(sink, store, report, report.labels, config.sync.member_batch_size)
                 await applier.apply(report.plan, config.learnster.max_concurrency)
             finally:
                 report.scim_requests = dict(sink.requests)

@@ -1,0 +1,109 @@
+"""Shared fixtures: the fake tenants on loopback and a syncd configuration pointing at them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.config import Config, load_config
+from syncd.engine import CycleReport, run_cycle
+from syncd.fakes.generator import Organisation, generate_organisation
+from syncd.fakes.graph import FakeGraph
+from syncd.fakes.learnster import FakeLearnster
+from syncd.store import Store
+
+GRAPH_TOKEN = "graph-test-token"  # noqa: S105 - fake tenant's test token
+LEARNSTER_TOKEN = "learnster-test-token"  # noqa: S105
+
+
+def write_config(
+    directory: Path,
+    graph: FakeGraph,
+    learnster: FakeLearnster,
+    extra: str = "",
+    *,
+    auth: str = "access_token",
+) -> Path:
+    """A syncd.toml for the two fakes; ``extra`` is appended (more sections)."""
+    path = directory / "syncd.toml"
+    path.write_text(
+        f"""
+[graph]
+tenant_id = "{graph.tenant_id}"
+client_id = "{graph.client_id}"
+auth = "{auth}"
+base_url = "{graph.base_url}"
+authority = "{graph.authority}"
+ca_file = "{graph.ca_file or ""}"
+
+[learnster]
+tenant_url = "{learnster.base_url}"
+max_concurrency = 8
+timeout_seconds = 10
+
+[state]
+database = "{directory / "state.db"}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass
+class Harness:
+    """A fake Graph tenant, a fake Learnster and syncd configured against them."""
+
+    graph: FakeGraph
+    learnster: FakeLearnster
+    config_path: Path
+    config: Config
+
+    def sync(self, **kwargs: Any) -> CycleReport:
+        """One cycle, the way `syncd sync` runs it (lock held)."""
+        store = Store(self.config.state_database)
+        try:
+            with store.lock():
+                return asyncio.run(run_cycle(self.config, store, **kwargs))
+        finally:
+            store.close()
+
+    def reconfigure(self, extra: str) -> None:
+        self.config_path = write_config(self.config_path.parent, self.graph, self.learnster, extra)
+        self.config = load_config(str(self.config_path))
+
+    def scim_requests(self) -> list[Any]:
+        return [r for r in self.learnster.requests if r.status]
+
+
+@pytest.fixture
+def make_harness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Harness]]:
+    started: list[FakeGraph | FakeLearnster] = []
+    monkeypatch.setenv("SYNCD_GRAPH_ACCESS_TOKEN", GRAPH_TOKEN)
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", LEARNSTER_TOKEN)
+
+    def make(
+        org: Organisation | None = None,
+        *,
+        users: int = 40,
+        seed: int = 1,
+        extra: str = '[sync]\nphone_default_region = "SE"\n',
+    ) -> Harness:
+        org = org if org is not None else generate_organisation(users, seed=seed)
+        graph = FakeGraph(org, access_token=GRAPH_TOKEN).start()
+        started.append(graph)
+        learnster = FakeLearnster(token=LEARNSTER_TOKEN).start()
+        started.append(learnster)
+        path = write_config(tmp_path, graph, learnster, extra)
+        return Harness(graph, learnster, path, load_config(str(path)))
+
+    yield make
+    for server in reversed(started):
+        server.stop()
