@@ -343,12 +343,9 @@ class Applier:
         else:
             created = await self.sink.create_group(group_resource(op.display_name, op.group_id))
             scim_id, outcome = created["id"], "created"
-        self._put_group(op.group_id, LedgerGroup(scim_id, op.display_name, frozenset()))
+        self.groups[op.group_id] = LedgerGroup(scim_id, op.display_name, frozenset())
+        self.store.put_group(op.group_id, scim_id, op.display_name)
         self.report.count(op.kind, outcome)
-
-    def _put_group(self, graph_id: str, entry: LedgerGroup) -> None:
-        self.groups[graph_id] = entry
-        self.store.put_group(graph_id, entry)
 
     async def _rename_group(self, op: RenameGroup) -> None:
         linked = self.groups.get(op.group_id)
@@ -357,7 +354,8 @@ class Applier:
         ops = [{"op": "replace", "path": "displayName", "value": op.after}]
         if not await self._patch_group(op.group_id, linked, ops):
             return
-        self._put_group(op.group_id, LedgerGroup(linked.scim_id, op.after, linked.members))
+        self.groups[op.group_id] = LedgerGroup(linked.scim_id, op.after, linked.members)
+        self.store.put_group(op.group_id, linked.scim_id, op.after)
         self.report.count(op.kind, "updated")
 
     async def _patch_group(
@@ -387,9 +385,12 @@ class Applier:
             op.group_id, linked, [{"op": "add", "path": "members", "value": value}]
         ):
             return
+        added = {uid for uid, _ in present}
         current = self.groups[op.group_id]
-        members = current.members | {uid for uid, _ in present}
-        self._put_group(op.group_id, LedgerGroup(current.scim_id, current.display_name, members))
+        self.groups[op.group_id] = LedgerGroup(
+            current.scim_id, current.display_name, current.members | added
+        )
+        self.store.add_members(op.group_id, added)
         self.report.count(op.kind, "updated")
 
     async def _remove_members(self, op: RemoveMembers) -> None:
@@ -405,8 +406,10 @@ class Applier:
         if ops and not await self._patch_group(op.group_id, linked, ops):
             return
         current = self.groups[op.group_id]
-        members = current.members - set(op.user_ids)
-        self._put_group(op.group_id, LedgerGroup(current.scim_id, current.display_name, members))
+        self.groups[op.group_id] = LedgerGroup(
+            current.scim_id, current.display_name, current.members - set(op.user_ids)
+        )
+        self.store.remove_members(op.group_id, op.user_ids)
         self.report.count(op.kind, "updated")
 
     async def _delete_group(self, op: DeleteGroup) -> None:

@@ -17,8 +17,8 @@ from syncd.fakes.graph import FakeGraph
 from syncd.fakes.learnster import FakeLearnster
 from syncd.store import Store
 
-GRAPH_TOKEN = "graph-test-token"  # noqa: S105 - fake tenant's test token
-LEARNSTER_TOKEN = "learnster-test-token"  # noqa: S105
+GRAPH_TOKEN = "graph-test-token"
+LEARNSTER_TOKEN = "learnster-test-token"
 
 
 def write_config(

@@ -88,7 +88,7 @@ def test_secret_never_shows_itself() -> None:
 def test_missing_secret_names_every_place_it_may_come_from(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNCD_LEARNSTER_TOKEN", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    with pytest.raises(ConfigError, match="SYNCD_LEARNSTER_TOKEN.*learnster-token"):
+    with pytest.raises(ConfigError, match=r"SYNCD_LEARNSTER_TOKEN.*learnster-token"):
         learnster_token(parse_config(minimal()))
 
 
@@ -99,7 +99,8 @@ def test_cli_configuration_errors_exit_2(
     bad.write_text('[graph]\ntenant_id = "t"\nclient_id = "c"\nclient_secret = "hunter2"\n')
     assert main(["status", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "holds a secret" in err and "hunter2" not in err
+    assert "holds a secret" in err
+    assert "hunter2" not in err
     assert main(["status", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "not found" in capsys.readouterr().err
     (tmp_path / "broken.toml").write_text("[graph\n")

@@ -151,7 +151,8 @@ def test_self_manager_is_ignored() -> None:
     decoded = decode_user(
         {"id": "u4", "userPrincipalName": "u4@x.example", "manager": {"id": "u4"}}
     )
-    assert decoded.user is not None and decoded.user.manager_id is None
+    assert decoded.user is not None
+    assert decoded.user.manager_id is None
 
 
 def test_post_body_work_phone_first_and_manager_rides_along() -> None:

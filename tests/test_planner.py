@@ -93,7 +93,8 @@ def test_manager_cycle_falls_back_to_a_later_manager_patch() -> None:
     ops = result.operations
     creates = [op for op in ops if isinstance(op, CreateUser)]
     updates = [op for op in ops if isinstance(op, UpdateUser)]
-    assert len(creates) == 2 and len(updates) == 1
+    assert len(creates) == 2
+    assert len(updates) == 1
     assert updates[0].changes() == [(MANAGER, None, updates[0].after[MANAGER])]
     users, _ = apply(result, ({}, {}))
     assert {u: users[u].attrs.get(MANAGER) for u in users} == {"a": "b", "b": "a"}
@@ -107,7 +108,8 @@ def test_soft_delete_sends_only_active_false() -> None:
     ledger = {"a": LedgerUser("s1", {"userName": "a@x.example", ACTIVE: True, "title": "T"})}
     result = plan({}, ledger, {}, {})
     [op] = result.operations
-    assert isinstance(op, UpdateUser) and op.changes() == [(ACTIVE, True, False)]
+    assert isinstance(op, UpdateUser)
+    assert op.changes() == [(ACTIVE, True, False)]
 
 
 def test_partial_read_plans_no_removal() -> None:

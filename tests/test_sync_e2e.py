@@ -158,7 +158,8 @@ def test_a_user_disabled_in_entra_gets_active_false(make_harness: Callable[..., 
     [request] = h.scim_requests()
     assert request.body["Operations"] == [{"op": "replace", "path": "active", "value": False}]
     resource = h.learnster.user_by_username(user["userPrincipalName"])
-    assert resource is not None and resource["active"] is False
+    assert resource is not None
+    assert resource["active"] is False
 
 
 def test_a_preexisting_learnster_user_is_adopted_not_duplicated(
@@ -296,4 +297,5 @@ def test_dry_run_sends_nothing_and_changes_no_state(
     assert open(database, "rb").read() == before  # noqa: SIM115
     h.sync()
     resource = h.learnster.user_by_username(user["userPrincipalName"])
-    assert resource is not None and resource["title"] == "Dry Runner"
+    assert resource is not None
+    assert resource["title"] == "Dry Runner"

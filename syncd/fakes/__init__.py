@@ -1,0 +1,1 @@
+"""Fake Microsoft Graph tenant, fake Learnster SCIM service and an organisation generator."""

@@ -1,0 +1,130 @@
+"""Command line for the fakes: ``python -m syncd.fakes graph|learnster ...``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.fakes",
+        description="Serve a fake tenant on 127.0.0.1. The first line of stdout is its base URL; "
+        "it serves until SIGTERM or SIGINT.",
+    )
+    sub = parser.add_subparsers(dest="service", required=True)
+
+    graph = sub.add_parser("graph", help="fake Microsoft Graph v1.0 with a generated organisation")
+    graph.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
+    graph.add_argument("--users", type=int, default=200, help="number of users to generate")
+    graph.add_argument("--groups", type=int, default=None, help="number of groups to generate")
+    graph.add_argument("--memberships-per-user", type=float, default=2.5)
+    graph.add_argument("--seed", type=int, default=1, help="generator seed")
+    graph.add_argument("--token", default=None, help="a bearer token accepted as-is")
+    graph.add_argument("--tenant-id", default="contoso.example")
+    graph.add_argument("--client-id", default="11111111-1111-1111-1111-111111111111")
+    graph.add_argument(
+        "--client-secret", default="graph-secret", help="secret the token endpoint accepts"
+    )
+    graph.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throwaway CA; its PEM path is printed as 'ca_file=...' on line 2",
+    )
+    graph.add_argument("--delta-page-size", type=int, default=200)
+    graph.add_argument(
+        "--permissions",
+        default="User.Read.All,GroupMember.Read.All",
+        help="comma-separated application permissions the app holds",
+    )
+
+    learnster = sub.add_parser("learnster", help="fake Learnster SCIM 2.0 service provider")
+    learnster.add_argument("--port", type=int, default=0)
+    learnster.add_argument("--token", required=True, help="the Secret Token to accept")
+    learnster.add_argument("--latency-ms", type=float, default=0.0)
+    learnster.add_argument("--fault-rate", type=float, default=0.0)
+    learnster.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _install_stop_handlers() -> threading.Event:
+    """Turn SIGTERM/SIGINT into an event; done before the URL is printed, so no signal is lost."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _serve_until_signalled(stop: threading.Event) -> None:
+    # wait in short slices so the signal handler runs promptly on every platform
+    while not stop.wait(0.2):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one fake until SIGTERM/SIGINT; returns the exit code."""
+    args = _parser().parse_args(argv)
+    stop = _install_stop_handlers()
+    if args.service == "graph":
+        from syncd.fakes.generator import generate_organisation
+        from syncd.fakes.graph import FakeGraph
+
+        org = generate_organisation(
+            args.users,
+            seed=args.seed,
+            groups=args.groups,
+            memberships_per_user=args.memberships_per_user,
+            domain=args.tenant_id,
+        )
+        fake = FakeGraph(
+            org,
+            tenant_id=args.tenant_id,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            access_token=args.token,
+            tls=args.tls,
+            port=args.port,
+            permissions={p.strip() for p in args.permissions.split(",") if p.strip()},
+            delta_page_size=args.delta_page_size,
+            own_org=True,  # the generated dicts are not needed here: do not copy them
+        )
+        del org
+        fake.start()
+        print(fake.base_url, flush=True)
+        if fake.ca_file:
+            print(f"ca_file={fake.ca_file}", flush=True)
+        try:
+            _serve_until_signalled(stop)
+        finally:
+            fake.stop()
+        return 0
+
+    # imported lazily: the Learnster fake is optional for the Graph side
+    from syncd.fakes.learnster import FakeLearnster
+
+    learnster = FakeLearnster(
+        token=args.token,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+    )
+    learnster.start()
+    print(learnster.base_url, flush=True)
+    try:
+        _serve_until_signalled(stop)
+    finally:
+        learnster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

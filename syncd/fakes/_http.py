@@ -1,0 +1,140 @@
+"""A small threaded HTTP(S) server on loopback shared by the fake tenants."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Request:
+    """One parsed HTTP request as the fakes see it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Response:
+    """What a fake answers; ``drop`` closes the connection without a reply (fault injection)."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+    @classmethod
+    def json(
+        cls, payload: Any, status: int = 200, content_type: str = "application/json"
+    ) -> Response:
+        return cls(status, json.dumps(payload).encode(), {"Content-Type": content_type})
+
+
+Handler = Callable[[Request], Response]
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real services do
+    # Headers and body are separate writes: without this, Nagle + delayed ACK add ~40 ms each.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        request = Request(self.command, parts.path, query, headers, body)
+        try:
+            response = self.server.app(request)
+        except Exception as exc:  # a fake must answer, not hang the client
+            response = Response.json({"error": f"fake server error: {exc!r}"}, 500)
+        if response.drop:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:  # the client gave up (e.g. timed out): not a server error
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: Handler) -> None:
+        self.app = app
+        super().__init__(address, _RequestHandler)
+
+
+class LoopbackServer:
+    """Serves ``app`` on 127.0.0.1 in a background thread, optionally over TLS."""
+
+    def __init__(
+        self, app: Handler, *, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._server = _Server((LOOPBACK, port), app)
+        if ssl_context is not None:
+            # Handshake in the handler thread, so one silent client cannot block the others.
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.tls = ssl_context is not None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() returns promptly
+            name=f"fake-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (also when never started)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()

@@ -1,0 +1,396 @@
+"""A scripted tenant life, cycle by cycle: the exact SCIM requests of each cycle (issue 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from syncd.errors import ExitCode
+from syncd.fakes.generator import Organisation, generate_organisation
+from tests.conftest import Harness
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+MANAGER_PATH = f"{ENTERPRISE}:manager"
+
+
+def scim_id(h: Harness, upn: str) -> str:
+    resource = h.learnster.user_by_username(upn)
+    assert resource is not None, upn
+    return str(resource["id"])
+
+
+def sent(h: Harness) -> list[tuple[str, str, Any]]:
+    """(method, path, operations or body) of every SCIM request the last cycle made."""
+    out = []
+    for r in h.scim_requests():
+        body = (
+            r.body.get("Operations")
+            if isinstance(r.body, dict) and "Operations" in r.body
+            else r.body
+        )
+        out.append((r.method, r.path, body))
+    return out
+
+
+def cycle(h: Harness, **kwargs: Any) -> list[tuple[str, str, Any]]:
+    h.learnster.clear_requests()
+    h.graph.clear_requests()
+    report = h.sync(**kwargs)
+    assert report.exit_code == ExitCode.OK, (report.message, report.failures)
+    return sent(h)
+
+
+def small_org() -> Organisation:
+    return generate_organisation(30, seed=11)
+
+
+def test_a_tenant_life_cycle_by_cycle(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(small_org())
+    assert cycle(h)  # the initial full cycle
+    users = [u for u in h.graph.users if u.get("accountEnabled")]
+    boss, other_boss, worker = users[0], users[1], users[5]
+
+    # -- hire, with a manager who already exists in Learnster: the manager rides in the POST
+    hire = h.graph.add_user(
+        {
+            "userPrincipalName": "new.hire@contoso.example",
+            "displayName": "New Hire",
+            "givenName": "New",
+            "surname": "Hire",
+            "jobTitle": "Trainee",
+            "managerId": boss["id"],
+        }
+    )
+    requests = cycle(h)
+    assert [(m, p) for m, p, _ in requests] == [("GET", "/Users"), ("POST", "/Users")]
+    post = requests[1][2]
+    assert post["userName"] == "new.hire@contoso.example"
+    assert post[ENTERPRISE]["manager"] == {"value": scim_id(h, boss["userPrincipalName"])}
+    hire_scim = scim_id(h, "new.hire@contoso.example")
+
+    # -- attribute change and manager change: one PATCH, one operation each
+    h.graph.update_user(hire, jobTitle="Engineer")
+    h.graph.set_manager(hire, other_boss["id"])
+    assert cycle(h) == [
+        (
+            "PATCH",
+            f"/Users/{hire_scim}",
+            [
+                {"op": "replace", "path": "title", "value": "Engineer"},
+                {
+                    "op": "replace",
+                    "path": MANAGER_PATH,
+                    "value": {"value": scim_id(h, other_boss["userPrincipalName"])},
+                },
+            ],
+        )
+    ]
+
+    # -- manager removed
+    h.graph.set_manager(hire, None)
+    assert cycle(h) == [("PATCH", f"/Users/{hire_scim}", [{"op": "remove", "path": MANAGER_PATH}])]
+
+    # -- disable and re-enable
+    h.graph.disable_user(hire)
+    assert cycle(h) == [
+        ("PATCH", f"/Users/{hire_scim}", [{"op": "replace", "path": "active", "value": False}])
+    ]
+    h.graph.enable_user(hire)
+    assert cycle(h) == [
+        ("PATCH", f"/Users/{hire_scim}", [{"op": "replace", "path": "active", "value": True}])
+    ]
+
+    # -- soft delete (recycle bin) and restore
+    h.graph.soft_delete_user(hire)
+    assert cycle(h) == [
+        ("PATCH", f"/Users/{hire_scim}", [{"op": "replace", "path": "active", "value": False}])
+    ]
+    h.graph.restore_user(hire)
+    assert cycle(h) == [
+        ("PATCH", f"/Users/{hire_scim}", [{"op": "replace", "path": "active", "value": True}])
+    ]
+
+    # -- group: member added, member removed, renamed
+    group = next(g for g in h.graph.groups if h.graph.member_ids(g["id"]))
+    tag = h.learnster.group_by_external_id(group["id"])
+    assert tag is not None
+    h.graph.add_member(group["id"], hire)
+    assert cycle(h) == [
+        (
+            "PATCH",
+            f"/Groups/{tag['id']}",
+            [{"op": "add", "path": "members", "value": [{"value": hire_scim}]}],
+        )
+    ]
+    h.graph.remove_member(group["id"], hire)
+    assert cycle(h) == [
+        (
+            "PATCH",
+            f"/Groups/{tag['id']}",
+            [{"op": "remove", "path": f'members[value eq "{hire_scim}"]'}],
+        )
+    ]
+    h.graph.rename_group(group["id"], "Renamed Team")
+    assert cycle(h) == [
+        (
+            "PATCH",
+            f"/Groups/{tag['id']}",
+            [{"op": "replace", "path": "displayName", "value": "Renamed Team"}],
+        )
+    ]
+    assert h.learnster.groups[tag["id"]]["displayName"] == "Renamed Team"
+
+    # -- hard delete: DELETE, and the user's tags go with it (no member-removal request)
+    h.graph.add_member(group["id"], worker["id"]) if worker["id"] not in h.graph.member_ids(
+        group["id"]
+    ) else None
+    cycle(h)
+    worker_scim = scim_id(h, worker["userPrincipalName"])
+    h.graph.hard_delete_user(worker["id"])
+    assert cycle(h) == [("DELETE", f"/Users/{worker_scim}", None)]
+    assert worker_scim not in h.learnster.users
+
+    # -- group deleted in Entra: the tag is deleted
+    h.graph.delete_group(group["id"])
+    assert cycle(h) == [("DELETE", f"/Groups/{tag['id']}", None)]
+
+    # -- nothing changed: one delta round per resource, nothing to Learnster
+    assert cycle(h) == []
+    assert [(r.method, r.path.rstrip("()")) for r in h.graph.requests] == [
+        ("GET", "/v1.0/users/delta"),
+        ("GET", "/v1.0/groups/delta"),
+    ]
+
+
+def test_hard_delete_deactivates_when_so_configured(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(small_org(), extra='[sync]\non_hard_delete = "deactivate"\n')
+    cycle(h)
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    target = scim_id(h, user["userPrincipalName"])
+    groups = [g["id"] for g in h.graph.groups if user["id"] in h.graph.member_ids(g["id"])]
+    h.graph.hard_delete_user(user["id"])
+    requests = cycle(h)
+    # Graph no longer lists the deleted user in any group, so the tags lose the user too.
+    assert requests[-1] == (
+        "PATCH",
+        f"/Users/{target}",
+        [{"op": "replace", "path": "active", "value": False}],
+    )
+    tags = {h.learnster.group_by_external_id(g)["id"] for g in groups}  # type: ignore[index]
+    assert sorted(requests[:-1]) == sorted(
+        ("PATCH", f"/Groups/{t}", [{"op": "remove", "path": f'members[value eq "{target}"]'}])
+        for t in tags
+    )
+    assert h.learnster.users[target]["active"] is False
+
+
+def test_an_expired_delta_token_falls_back_to_a_full_read_without_deactivating_anyone(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(small_org())
+    cycle(h)
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Changed while the token expired")
+    h.graph.expire_delta_tokens()
+    h.learnster.clear_requests()
+    report = h.sync()
+    assert report.mode == "full"
+    assert [(m, p) for m, p, _ in sent(h)] == [
+        ("PATCH", f"/Users/{scim_id(h, user['userPrincipalName'])}")
+    ]
+    assert all(u["active"] for u in h.learnster.users.values())
+    assert cycle(h) == []  # the new delta link works
+
+
+def test_periodic_full_read_reconciles_and_sends_only_real_differences(
+    make_harness: Callable[..., Harness],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    h = make_harness(small_org())
+    cycle(h)
+    later = datetime.now(UTC) + timedelta(days=8)
+    h.learnster.clear_requests()
+    report = h.sync(now=later)
+    assert report.mode == "full"
+    assert h.scim_requests() == []
+    report = h.sync(now=later + timedelta(hours=1))
+    assert report.mode == "delta"
+
+
+def test_reset_makes_the_next_cycle_full(make_harness: Callable[..., Harness]) -> None:
+    from syncd.cli import main
+
+    h = make_harness(small_org())
+    cycle(h)
+    assert main(["reset", "--config", str(h.config_path)]) == 0
+    h.learnster.clear_requests()
+    assert h.sync().mode == "full"
+    assert h.scim_requests() == []
+
+
+def test_reset_forget_links_rematches_every_user_without_duplicates(
+    make_harness: Callable[..., Harness],
+) -> None:
+    from syncd.cli import main
+
+    h = make_harness(small_org())
+    cycle(h)
+    count = len(h.learnster.users)
+    assert main(["reset", "--forget-links", "--config", str(h.config_path)]) == 0
+    h.learnster.clear_requests()
+    report = h.sync()
+    assert report.outcomes["create_user"]["adopted"] == count
+    assert len(h.learnster.users) == count
+    assert not [r for r in h.scim_requests() if r.method == "POST"]
+
+
+def test_a_big_group_split_across_delta_pages_arrives_whole(
+    make_harness: Callable[..., Harness],
+) -> None:
+    org = generate_organisation(2600, seed=4, groups=5)
+    h = make_harness(org)
+    cycle(h)
+    members = [u["id"] for u in h.graph.users if u.get("accountEnabled")][:2500]
+    gid = h.graph.add_group({"displayName": "Everyone Big"}, member_ids=members)
+    requests = cycle(h)
+    tag = h.learnster.group_by_external_id(gid)
+    assert tag is not None
+    assert len(tag["members"]) == 2500
+    kinds = [(m, p.split("/")[1]) for m, p, _ in requests]
+    assert kinds.count(("POST", "Groups")) == 1
+    assert kinds.count(("PATCH", "Groups")) == 25  # member_batch_size = 100
+    # The delta response really did split the group's members across pages.
+    assert sum(1 for r in h.graph.requests if "groups/delta" in r.path) > 1
+
+    removed = members[:1200]
+    for uid in removed:
+        h.graph.remove_member(gid, uid)
+    requests = cycle(h)
+    assert len(requests) == 12
+    tag = h.learnster.group_by_external_id(gid)
+    assert tag is not None
+    assert len(tag["members"]) == 1300
+
+
+def scoped(extra: str = "") -> str:
+    return '[scope]\nmode = "groups"\ngroups = ["Pilot"]\n' + extra
+
+
+def test_scope_groups_membership_changes_deactivate_and_reactivate(
+    make_harness: Callable[..., Harness],
+) -> None:
+    org = small_org()
+    users = [u for u in org.users if u.get("accountEnabled")]
+    pilot = {
+        "id": "00000000-0000-0000-0000-00000000a001",
+        "displayName": "Pilot",
+        "memberIds": [u["id"] for u in users[:5]],
+    }
+    org.groups.append(pilot)
+    h = make_harness(org, extra=scoped())
+    requests = cycle(h)
+    assert len(h.learnster.users) == 5
+    assert {g["displayName"] for g in h.learnster.groups.values()} == {"Pilot"}  # sync_groups=scope
+    kinds = sorted((m, p.split("/")[1]) for m, p, _ in requests)
+    # few creates: one lookup by userName each; the group list is read once to adopt our tags
+    assert kinds == sorted(
+        [("GET", "Groups")]
+        + [("GET", "Users")] * 5
+        + [("POST", "Users")] * 5
+        + [("POST", "Groups"), ("PATCH", "Groups")]
+    )
+
+    leaver, joiner = users[0], users[10]
+    h.graph.remove_member(pilot["id"], leaver["id"])
+    h.graph.add_member(pilot["id"], joiner["id"])
+    requests = cycle(h)
+    leaver_scim = scim_id(h, leaver["userPrincipalName"])
+    assert (
+        "PATCH",
+        f"/Users/{leaver_scim}",
+        [{"op": "replace", "path": "active", "value": False}],
+    ) in requests
+    assert h.learnster.user_by_username(joiner["userPrincipalName"])["active"] is True  # type: ignore[index]
+
+    h.graph.add_member(pilot["id"], leaver["id"])
+    requests = cycle(h)
+    assert (
+        "PATCH",
+        f"/Users/{leaver_scim}",
+        [{"op": "replace", "path": "active", "value": True}],
+    ) in requests
+
+
+def test_a_manager_who_enters_scope_after_the_report_is_linked_in_the_same_cycle(
+    make_harness: Callable[..., Harness],
+) -> None:
+    org = small_org()
+    report_user = next(u for u in org.users if u.get("managerId") and u.get("accountEnabled"))
+    manager = org.user(report_user["managerId"])
+    manager["accountEnabled"] = True
+    pilot = {
+        "id": "00000000-0000-0000-0000-00000000a002",
+        "displayName": "Pilot",
+        "memberIds": [report_user["id"]],
+    }
+    org.groups.append(pilot)
+    h = make_harness(org, extra=scoped())
+    cycle(h)
+    resource = h.learnster.user_by_username(report_user["userPrincipalName"])
+    assert resource is not None
+    assert "manager" not in resource.get(ENTERPRISE, {})  # the manager is out of scope
+
+    h.graph.add_member(pilot["id"], manager["id"])
+    requests = cycle(h)
+    manager_scim = scim_id(h, manager["userPrincipalName"])
+    report_scim = scim_id(h, report_user["userPrincipalName"])
+    assert (
+        "PATCH",
+        f"/Users/{report_scim}",
+        [{"op": "replace", "path": MANAGER_PATH, "value": {"value": manager_scim}}],
+    ) in requests
+    assert h.learnster.users[report_scim][ENTERPRISE]["manager"]["value"] == manager_scim
+
+
+def test_nested_scope_and_sync_groups_all(make_harness: Callable[..., Harness]) -> None:
+    org = small_org()
+    users = [u for u in org.users if u.get("accountEnabled")]
+    inner = {
+        "id": "00000000-0000-0000-0000-00000000b001",
+        "displayName": "Inner",
+        "memberIds": [u["id"] for u in users[3:6]],
+    }
+    outer = {
+        "id": "00000000-0000-0000-0000-00000000b002",
+        "displayName": "Pilot",
+        "memberIds": [u["id"] for u in users[:3]] + [inner["id"]],
+    }
+    org.groups += [inner, outer]
+    h = make_harness(org, extra=scoped('nested = true\nsync_groups = "with_members"\n'))
+    cycle(h)
+    assert {u["userName"] for u in h.learnster.users.values()} == {
+        u["userPrincipalName"] for u in users[:6]
+    }
+    names = {g["displayName"] for g in h.learnster.groups.values()}
+    assert {"Inner", "Pilot"} <= names
+
+
+@pytest.mark.slow
+def test_ten_thousand_users_then_a_hundred_changes_read_and_send_only_the_delta(
+    make_harness: Callable[..., Harness],
+) -> None:
+    org = generate_organisation(10_000, seed=21, groups=40)
+    h = make_harness(org)
+    cycle(h)
+    users = [u for u in h.graph.users if u.get("accountEnabled")]
+    for i, user in enumerate(users[:100]):
+        h.graph.update_user(user["id"], jobTitle=f"Changed {i}")
+    requests = cycle(h)
+    assert len(requests) == 100
+    assert all(m == "PATCH" and p.startswith("/Users/") for m, p, _ in requests)
+    graph_paths = [r.path for r in h.graph.requests]
+    assert len(graph_paths) == 2  # one delta page per resource: 100 changes fit in one page
+    assert all("delta" in p for p in graph_paths)
