@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -346,6 +347,18 @@ def graph_client_secret(config: Config) -> Secret:
 def graph_access_token() -> Secret:
     """A pre-acquired Graph bearer token (auth = "access_token")."""
     return _read_secret("SYNCD_GRAPH_ACCESS_TOKEN", "graph-access-token", "", "Graph access token")
+
+
+def tls_verify(ca_file: str) -> ssl.SSLContext | bool:
+    """What httpx should verify server certificates with: the system store plus ``ca_file``."""
+    if not ca_file:
+        return True
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"ca_file {ca_file} cannot be loaded: {exc}") from None
+    return context
 
 
 def is_loopback_host(host: str | None) -> bool:

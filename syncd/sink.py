@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from syncd import __version__
-from syncd.config import Secret
+from syncd.config import Secret, tls_verify
 from syncd.errors import StopCycle, SyncdError
 from syncd.mapping import PATCH_SCHEMA
 
@@ -126,7 +126,7 @@ class ScimSink:
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
-            verify=ca_file or True,
+            verify=tls_verify(ca_file),
         )
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_attempts = max_attempts

@@ -38,6 +38,7 @@ from syncd.config import (
     graph_access_token,
     graph_client_secret,
     is_loopback_host,
+    tls_verify,
 )
 from syncd.errors import ConfigError, SourceError, StopCycle
 from syncd.model import GROUP_SELECT, USER_SELECT
@@ -135,7 +136,7 @@ class GraphSource:
         self.base_url = config.graph.base_url.rstrip("/")
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
-            verify=config.graph.ca_file or True,
+            verify=tls_verify(config.graph.ca_file),
             base_url=self.base_url,
         )
         # The SDK's default middleware: retry (429/503/504 with Retry-After), redirect, etc.

@@ -394,3 +394,19 @@ def test_ten_thousand_users_then_a_hundred_changes_read_and_send_only_the_delta(
     graph_paths = [r.path for r in h.graph.requests]
     assert len(graph_paths) == 2  # one delta page per resource: 100 changes fit in one page
     assert all("delta" in p for p in graph_paths)
+
+
+def test_empty_delta_pages_with_a_next_link_are_followed(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(small_org())
+    h.graph.empty_pages = True
+    cycle(h)
+    enabled = [u for u in h.graph.users if u.get("accountEnabled")]
+    assert len(h.learnster.users) == len(enabled)
+    assert h.graph.requests  # reset by cycle(); the read went through the empty pages
+    user = enabled[0]
+    h.graph.update_user(user["id"], jobTitle="After empty pages")
+    assert [(m, p) for m, p, _ in cycle(h)] == [
+        ("PATCH", f"/Users/{scim_id(h, user['userPrincipalName'])}")
+    ]

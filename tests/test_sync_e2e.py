@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -299,3 +300,34 @@ def test_dry_run_sends_nothing_and_changes_no_state(
     resource = h.learnster.user_by_username(user["userPrincipalName"])
     assert resource is not None
     assert resource["title"] == "Dry Runner"
+
+
+def test_client_secret_over_tls_through_azure_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syncd.config import load_config
+    from syncd.fakes.graph import FakeGraph
+    from syncd.fakes.learnster import FakeLearnster
+    from tests.conftest import write_config
+
+    monkeypatch.setenv("SYNCD_GRAPH_CLIENT_SECRET", "s3cret-value")
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", "tok")
+    with (
+        FakeGraph(
+            generate_organisation(20, seed=8), tls=True, client_secret="s3cret-value"
+        ) as graph,
+        FakeLearnster(token="tok") as learnster,
+    ):
+        path = write_config(tmp_path, graph, learnster, auth="client_secret")
+        h = Harness(graph, learnster, path, load_config(str(path)))
+        report = h.sync()
+        assert report.exit_code == ExitCode.OK
+        assert len(learnster.users) == sum(1 for u in graph.users if u.get("accountEnabled"))
+        token_requests = [r for r in graph.requests if r.path.endswith("/oauth2/v2.0/token")]
+        assert len(token_requests) == 1
+
+        monkeypatch.setenv("SYNCD_GRAPH_CLIENT_SECRET", "wrong-secret")
+        failed = h.sync()
+        assert failed.exit_code == ExitCode.AUTH
+        assert "AADSTS7000215" in failed.message
+        assert "wrong-secret" not in failed.message
