@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from rich.table import Table
 from syncd import __version__
 from syncd.config import Config, config_path, learnster_token, load_config
 from syncd.engine import CycleReport, run_cycle
-from syncd.errors import ExitCode, StopCycle, SyncdError
+from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
 from syncd.planner import Operation, operation_to_json
 from syncd.store import Store
 
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", metavar="FILE", help="save the plan as JSON")
     plan.add_argument("--full", action="store_true")
 
+    apply = commands.add_parser("apply", parents=[common], help="apply a reviewed, saved plan")
+    apply.add_argument("file", metavar="FILE", help="a plan saved with 'syncd plan --out'")
+    apply.add_argument("--allow-deletions", action="store_true")
+    apply.add_argument("--json", action="store_true")
+
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
 
@@ -94,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {
             "sync": _cmd_sync,
             "plan": _cmd_plan,
+            "apply": _cmd_apply,
             "status": _cmd_status,
             "check": _cmd_check,
             "reset": _cmd_reset,
@@ -139,6 +146,9 @@ def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int
     finally:
         store.close()
     document = report_to_json(report)
+    document["plan_format"] = PLAN_FORMAT
+    document["tenant_url"] = config.learnster.tenant_url
+    document["created_at"] = datetime.now(UTC).isoformat()
     if args.out:
         Path(args.out).write_text(json.dumps(document, indent=2, default=str) + "\n")
     if args.json:
@@ -148,6 +158,47 @@ def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int
         if report.message:
             console.print(f"[red]{report.message}[/red]")
     return int(report.exit_code) if report.exit_code == ExitCode.AUTH else 0
+
+
+PLAN_FORMAT = 1
+
+
+def _cmd_apply(config: Config, args: argparse.Namespace, console: Console) -> int:
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the plan {args.file}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"{args.file} is not a plan saved by 'syncd plan --out'") from None
+    if not isinstance(document, dict) or document.get("plan_format") != PLAN_FORMAT:
+        raise ConfigError(f"{args.file} is not a plan saved by 'syncd plan --out'")
+    if document.get("tenant_url") != config.learnster.tenant_url:
+        raise ConfigError(
+            f"{args.file} was made for {document.get('tenant_url')}, "
+            f"not for {config.learnster.tenant_url}"
+        )
+    operations = document.get("operations", []) + document.get("held", [])
+    if not isinstance(operations, list) or not all(isinstance(o, dict) for o in operations):
+        raise ConfigError(f"{args.file}: 'operations' is not a list of operations")
+    store = Store(config.state_database)
+    try:
+        with store.lock():
+            report = asyncio.run(
+                run_cycle(config, store, approved=operations, allow_deletions=args.allow_deletions)
+            )
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report_to_json(report), indent=2, default=str))
+    else:
+        print_report(report, console)
+        for op in report.stale:
+            console.print(
+                f"  [yellow]stale, skipped[/] {op.get('kind')} {op.get('label') or ''} "
+                f"({op.get('object')}): changed since the plan was made",
+                soft_wrap=True,
+            )
+    return int(report.exit_code)
 
 
 def report_to_json(report: CycleReport) -> dict[str, Any]:
@@ -166,6 +217,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
             {"object": p.object_id, "field": p.field, "message": p.message, "severity": p.severity}
             for p in report.problems
         ],
+        "stale": report.stale,
         "graph_requests": report.graph_requests,
         "scim_requests": report.scim_requests,
     }
@@ -246,6 +298,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         runs = store.runs(10)
         escrows = store.escrows()
         counts = store.counts()
+        guard = store.guard()
     finally:
         store.close()
     if args.json:
@@ -253,6 +306,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             json.dumps(
                 {
                     "counts": counts,
+                    "guard": guard,
                     "runs": [r.model_dump() for r in runs],
                     "escrows": [e.model_dump() for e in escrows],
                 },
@@ -265,6 +319,14 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         f"linked: {counts['users_linked']} users, {counts['groups_linked']} groups · "
         f"snapshot: {counts['snapshot_users']} users, {counts['snapshot_groups']} groups"
     )
+    if guard:
+        console.print(
+            f"[red]deletion guard holds {guard['held']} removals since {guard['since']}[/]: "
+            f"{guard['message']}",
+            soft_wrap=True,
+        )
+    else:
+        console.print("deletion guard: clear")
     table = Table(title="Last cycles")
     for column in ("started", "finished", "mode", "exit", "result"):
         table.add_column(column)

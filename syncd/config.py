@@ -91,6 +91,7 @@ class ScopeConfig:
 class SyncConfig:
     on_hard_delete: str = "delete"
     max_deletions: int = 500
+    max_deletion_percent: int = 50
     phone_default_region: str = ""
     member_batch_size: int = 100
 
@@ -229,6 +230,9 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
             sync, "on_hard_delete", ("delete", "deactivate"), "delete", "sync", source
         ),
         max_deletions=_int(sync, "max_deletions", 500, "sync", source, low=0),
+        max_deletion_percent=_int(
+            sync, "max_deletion_percent", 50, "sync", source, low=0, high=100
+        ),
         phone_default_region=region,
         member_batch_size=_int(sync, "member_batch_size", 100, "sync", source, low=1, high=1000),
     )

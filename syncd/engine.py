@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.config import Config, learnster_token
-from syncd.errors import ExitCode, SourceError, StopCycle
+from syncd.errors import ConfigError, ExitCode, SourceError, StopCycle
 from syncd.mapping import (
     MANAGER,
     USER_NAME,
@@ -38,6 +39,7 @@ from syncd.planner import (
     RenameGroup,
     UpdateUser,
     object_id,
+    operation_to_json,
     plan,
 )
 from syncd.sink import (
@@ -57,7 +59,7 @@ from syncd.snapshot import (
     fold_users,
     resolve_scope_groups,
 )
-from syncd.source import GROUPS, USERS, DeltaRound, DeltaTokenExpired, GraphSource
+from syncd.source import GROUPS, USERS, DeltaRound, DeltaTokenExpired, GraphSource, PartialRead
 from syncd.store import Store
 
 log = logging.getLogger("syncd.engine")
@@ -83,6 +85,7 @@ class CycleReport:
     exit_code: ExitCode = ExitCode.OK
     message: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # object id -> UPN or group name
+    stale: list[dict[str, Any]] = field(default_factory=list)  # `apply`: reviewed, now outdated
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -103,36 +106,84 @@ class DirectoryRead:
     full: bool
     problems: list[Problem]
     changed_users: set[str]
+    errors: list[str] = field(default_factory=list)  # non-empty: the read was partial
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
 
 
 async def read_directory(
     source: GraphSource, store: Store, *, full: bool, previous: tuple[UserSnapshot, GroupSnapshot]
 ) -> DirectoryRead:
-    """One complete read of users and groups (delta, or full when asked or when tokens expired)."""
+    """One read of users and groups (delta, or full when asked or when tokens expired).
+
+    A round that fails part-way still contributes the objects it read (creates and updates
+    may go ahead), but nothing it lacks counts as removed and its delta link is not advanced.
+    """
     links = {} if full else store.delta_links()
     rounds: dict[str, DeltaRound] = {}
+    complete: dict[str, bool] = {}
+    errors: list[str] = []
     is_full = full or USERS not in links or GROUPS not in links
     for resource in (USERS, GROUPS):
         link = None if is_full else links.get(resource)
         try:
             rounds[resource] = await source.delta(resource, link)
+            complete[resource] = True
         except DeltaTokenExpired:
             log.warning("Graph delta token for %s expired: reading everything again", resource)
             return await read_directory(source, store, full=True, previous=previous)
+        except PartialRead as exc:
+            log.error("reading %s from Graph failed: %s", resource, exc)
+            errors.append(str(exc))
+            rounds[resource] = exc.partial
+            rounds[resource].removed.clear()  # never remove anyone on a partial read
+            complete[resource] = False
     users, user_problems = fold_users(
-        previous[0], rounds[USERS].objects, rounds[USERS].removed, full=is_full
+        previous[0],
+        rounds[USERS].objects,
+        rounds[USERS].removed,
+        full=is_full and complete[USERS],
     )
     groups, group_problems = fold_groups(
-        previous[1], rounds[GROUPS].objects, rounds[GROUPS].removed, full=is_full
+        previous[1],
+        rounds[GROUPS].objects,
+        rounds[GROUPS].removed,
+        full=is_full and complete[GROUPS],
     )
     return DirectoryRead(
         users=users,
         groups=groups,
-        links={r: rounds[r].delta_link for r in rounds},
+        links={r: rounds[r].delta_link for r in rounds if complete[r]},
         full=is_full,
         problems=[*user_problems, *group_problems],
         changed_users=set(rounds[USERS].objects),
+        errors=errors,
     )
+
+
+def _operation_key(data: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in data.items() if k != "label"}, sort_keys=True, default=str)
+
+
+def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
+    """The operations of ``fresh`` that were approved, and the approved ones no longer valid.
+
+    An operation is still valid only if planning now yields exactly the same operation (same
+    object, same old and new values): anything that changed since the review is not applied
+    blind.
+    """
+    wanted = {_operation_key(op): op for op in approved}
+    phases = tuple(
+        tuple(op for op in phase if _operation_key(operation_to_json(op)) in wanted)
+        for phase in fresh.phases
+    )
+    kept = {_operation_key(operation_to_json(op)) for phase in phases for op in phase}
+    held = tuple(op for op in fresh.held if _operation_key(operation_to_json(op)) in wanted)
+    kept |= {_operation_key(operation_to_json(op)) for op in held}
+    stale = [op for key, op in wanted.items() if key not in kept]
+    return Plan(phases=tuple(p for p in phases if p), held=held), stale
 
 
 def _full_read_due(store: Store, config: Config, now: datetime) -> bool:
@@ -458,8 +509,13 @@ async def run_cycle(
     source: GraphSource | None = None,
     sink: ScimSink | None = None,
     now: datetime | None = None,
+    approved: list[dict[str, Any]] | None = None,
 ) -> CycleReport:
-    """One synchronisation cycle. The caller holds the store's lock."""
+    """One synchronisation cycle. The caller holds the store's lock.
+
+    ``approved`` (``syncd apply``): only operations of a reviewed plan that the fresh plan
+    still contains are applied; the others are stale, skipped and reported.
+    """
     now = now or datetime.now(UTC)
     report = CycleReport(dry_run=dry_run)
     own_source = source is None
@@ -477,7 +533,7 @@ async def run_cycle(
         if config.scope.mode == "groups":
             scope_ids, errors = resolve_scope_groups(config.scope.groups, read.groups)
             if errors:
-                raise SourceError("; ".join(errors))
+                raise ConfigError("[scope] groups: " + "; ".join(errors))
         scope = compute_scope(
             read.users,
             read.groups,
@@ -507,12 +563,16 @@ async def run_cycle(
             group_targets,
             store.ledger_groups(),
             PlanOptions(
+                allow_removals=read.complete,
                 on_hard_delete=config.sync.on_hard_delete,
                 max_deletions=config.sync.max_deletions,
+                max_deletion_percent=config.sync.max_deletion_percent,
                 allow_deletions=allow_deletions,
                 member_batch_size=config.sync.member_batch_size,
             ),
         )
+        if approved is not None:
+            report.plan, report.stale = restrict_plan(report.plan, approved)
         report.held = len(report.plan.held)
         report.labels = _labels(read.users, read.groups)
         if dry_run:
@@ -521,7 +581,10 @@ async def run_cycle(
         # The ledger, not the delta, drives what is sent: committing the snapshot and its delta
         # links before applying loses nothing if the apply is interrupted.
         store.save_snapshot(
-            read.users, read.groups, read.links, full_read_at=now if read.full else None
+            read.users,
+            read.groups,
+            read.links,
+            full_read_at=now if read.full and read.complete else None,
         )
         if len(report.plan):
             own_sink = sink is None
@@ -541,16 +604,28 @@ async def run_cycle(
                     await sink.aclose()
         if report.failures:
             report.exit_code = ExitCode.PARTIAL
+        if not read.complete:
+            report.exit_code = ExitCode.AUTH
+            report.message = (
+                "the Graph read did not complete, so no deactivation or deletion was planned "
+                f"(creates and updates of what was read were applied): {'; '.join(read.errors)}"
+            )
         if report.held:
             report.exit_code = ExitCode.GUARD
             report.message = (
-                f"deletion guard: {report.held} removals held (more than max_deletions = "
-                f"{config.sync.max_deletions}); review with 'syncd plan', release with "
-                "'syncd sync --allow-deletions'"
+                f"deletion guard: {report.held} deactivations/deletions held (max_deletions = "
+                f"{config.sync.max_deletions}, max_deletion_percent = "
+                f"{config.sync.max_deletion_percent}); review them with 'syncd plan', release "
+                "them once with 'syncd sync --allow-deletions'"
             )
+        store.set_guard(report.held, report.message if report.held else "", now)
         return report
     except StopCycle as exc:
         report.exit_code = ExitCode.AUTH
+        report.message = str(exc)
+        return report
+    except ConfigError as exc:
+        report.exit_code = ExitCode.USAGE
         report.message = str(exc)
         return report
     except SourceError as exc:

@@ -286,11 +286,13 @@ def user_patch_operations(
     ``remove_missing=False`` (adoption) leaves attributes Graph has no value for untouched.
     ``resolve_manager`` maps the manager's Graph id to its Learnster id (None: not there yet).
     """
-    ops: list[dict[str, Any]] = []
+    ops: list[dict[str, Any]] = _phone_operations(old, new, remove_missing=remove_missing)
     elements_old = _group_elements(old)
     elements_new = _group_elements(new)
     for key in sorted(set(elements_old) | set(elements_new)):
         attr, type_ = key
+        if attr == "phoneNumbers":
+            continue
         before, after = elements_old.get(key, {}), elements_new.get(key, {})
         if not before and after:
             ops.append({"op": "add", "path": attr, "value": [{"type": type_, **after}]})
@@ -319,6 +321,55 @@ def user_patch_operations(
             ops.append({"op": "add", "path": path, "value": new[path]})
         elif old.get(path) != new[path]:
             ops.append({"op": "replace", "path": path, "value": new[path]})
+    return ops
+
+
+def _phone_list(flat: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"type": path.split('"')[1], "value": flat[path]} for path in PHONE_PATHS if path in flat
+    ]
+
+
+def _phone_operations(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, remove_missing: bool
+) -> list[dict[str, Any]]:
+    """Phone numbers, with Learnster's "only the first number is kept" in mind.
+
+    The first number sent is the one Learnster keeps, so work always precedes mobile, and
+    whenever *which* number comes first changes the whole list is replaced in order.
+    """
+    before, after = _phone_list(old), _phone_list(new)
+    if before == after:
+        return []
+    if not after:
+        if not remove_missing:
+            return []
+        return [{"op": "remove", "path": f'phoneNumbers[type eq "{p["type"]}"]'} for p in before]
+    if not before:
+        return [{"op": "add", "path": "phoneNumbers", "value": after}]
+    if before[0]["type"] != after[0]["type"]:
+        if not remove_missing:  # adoption: keep what Learnster holds, put ours first
+            kept = [p for p in before if p["type"] not in {q["type"] for q in after}]
+            after = after + kept
+        return [{"op": "replace", "path": "phoneNumbers", "value": after}]
+    ops: list[dict[str, Any]] = []
+    old_by_type = {p["type"]: p["value"] for p in before}
+    new_by_type = {p["type"]: p["value"] for p in after}
+    for type_ in ("work", "mobile"):
+        was, now = old_by_type.get(type_), new_by_type.get(type_)
+        if was == now:
+            continue
+        if now is None:
+            if remove_missing:
+                ops.append({"op": "remove", "path": f'phoneNumbers[type eq "{type_}"]'})
+        elif was is None:
+            ops.append(
+                {"op": "add", "path": "phoneNumbers", "value": [{"type": type_, "value": now}]}
+            )
+        else:
+            ops.append(
+                {"op": "replace", "path": f'phoneNumbers[type eq "{type_}"].value', "value": now}
+            )
     return ops
 
 

@@ -149,6 +149,9 @@ class PlanOptions:
     allow_removals: bool = True  # False after a partial directory read
     on_hard_delete: str = "delete"  # delete | deactivate
     max_deletions: int = 500  # 0 = guard off
+    # Also hold when removals reach this share of what is linked (an emptied scope group,
+    # a revoked permission): small tenants never reach max_deletions. 0 = off.
+    max_deletion_percent: int = 50
     allow_deletions: bool = False  # release the guard once
     member_batch_size: int = 100
 
@@ -231,11 +234,8 @@ def plan(
 
     held: tuple[Operation, ...] = ()
     removal_count = sum(1 for op in [*b.removals, *b.group_ops] if is_removal(op))
-    if (
-        options.max_deletions
-        and removal_count > options.max_deletions
-        and not (options.allow_deletions)
-    ):
+    linked_total = len(ledger_users) + len(ledger_groups)
+    if not options.allow_deletions and guard_trips(removal_count, linked_total, options):
         held = tuple(op for op in [*b.removals, *b.group_ops] if is_removal(op))
         b.removals = []
         b.group_ops = [op for op in b.group_ops if not is_removal(op)]
@@ -247,6 +247,21 @@ def plan(
         (*b.removals, *(op for op in b.group_ops if isinstance(op, DeleteGroup))),
     ]
     return Plan(phases=tuple(tuple(p) for p in phases if p), held=held)
+
+
+# Below this many removals the percentage rule stays quiet: 2 leavers of 3 is a normal day.
+PERCENT_RULE_MIN_REMOVALS = 5
+
+
+def guard_trips(removals: int, linked: int, options: PlanOptions) -> bool:
+    """The accidental-deletion guard (DESIGN §6): too many removals, absolutely or relatively."""
+    if options.max_deletions and removals > options.max_deletions:
+        return True
+    return bool(
+        options.max_deletion_percent
+        and removals >= PERCENT_RULE_MIN_REMOVALS
+        and removals * 100 >= options.max_deletion_percent * linked
+    )
 
 
 def _fix_manager_references(b: _Builder, in_learnster: set[str]) -> None:

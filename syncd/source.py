@@ -57,6 +57,14 @@ class DeltaTokenExpired(SourceError):
     """Graph no longer knows the delta token (410 / syncStateNotFound): read everything again."""
 
 
+class PartialRead(SourceError):
+    """A delta round stopped part-way; ``partial`` holds the pages that were read whole."""
+
+    def __init__(self, message: str, partial: DeltaRound) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 @dataclass
 class DeltaRound:
     """One complete delta round: merged objects by id, removals by id, and the next link."""
@@ -192,16 +200,17 @@ class GraphSource:
         info.headers.try_add("Prefer", f"odata.maxpagesize={PAGE_SIZE}")
         result = DeltaRound()
         while True:
+            where = f"{resource}/delta page {result.pages + 1}"
             try:
-                page = await self._send(info, f"{resource}/delta page {result.pages + 1}")
+                page = await self._send(info, where)
+                values = page.get("value")
+                if not isinstance(values, list):
+                    raise SourceError(f"Graph returned {where} without a value list")
             except SourceError as exc:
-                if link and getattr(exc, "status", 0) == 410:
+                if link and result.pages == 0 and getattr(exc, "status", 0) == 410:
                     raise DeltaTokenExpired(str(exc)) from None
-                raise
+                raise PartialRead(str(exc), result) from None
             result.pages += 1
-            values = page.get("value")
-            if not isinstance(values, list):
-                raise SourceError(f"{resource}/delta page {result.pages} has no value list")
             for obj in values:
                 _merge_delta_object(result, obj, resource)
             next_link = page.get("@odata.nextLink")
@@ -210,7 +219,7 @@ class GraphSource:
                 continue
             delta_link = page.get("@odata.deltaLink")
             if not isinstance(delta_link, str) or not delta_link:
-                raise SourceError(f"{resource}/delta ended without a deltaLink")
+                raise PartialRead(f"{resource}/delta ended without a deltaLink", result)
             result.delta_link = delta_link
             return result
 

@@ -188,6 +188,20 @@ class Store:
                 s.add(row)
             s.commit()
 
+    def set_guard(self, held: int, message: str, now: datetime) -> None:
+        """Remember whether the deletion guard holds removals (for status and notifications)."""
+        if held:
+            previous = self.guard()
+            since = previous["since"] if previous else now.isoformat()
+            state = {"held": held, "message": message, "since": since}
+            self.set_meta("guard", json.dumps(state))
+        else:
+            self.set_meta("guard", None)
+
+    def guard(self) -> dict[str, Any] | None:
+        raw = self.get_meta("guard")
+        return json.loads(raw) if raw else None
+
     # -- snapshot ---------------------------------------------------------------------------
 
     def load_snapshot(

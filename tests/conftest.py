@@ -95,9 +95,10 @@ def make_harness(
         users: int = 40,
         seed: int = 1,
         extra: str = '[sync]\nphone_default_region = "SE"\n',
+        graph_options: dict[str, Any] | None = None,
     ) -> Harness:
         org = org if org is not None else generate_organisation(users, seed=seed)
-        graph = FakeGraph(org, access_token=GRAPH_TOKEN).start()
+        graph = FakeGraph(org, access_token=GRAPH_TOKEN, **(graph_options or {})).start()
         started.append(graph)
         learnster = FakeLearnster(token=LEARNSTER_TOKEN).start()
         started.append(learnster)

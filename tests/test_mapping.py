@@ -206,12 +206,65 @@ def test_one_patch_operation_per_changed_attribute() -> None:
 
 
 def test_add_whole_element_where_the_target_has_none_and_remove_when_gone() -> None:
-    before = {"userName": "a@x", ACTIVE: True, MOBILE_PHONE: "+46701234567"}
-    after = {"userName": "a@x", ACTIVE: True, WORK_PHONE: "+4681234567"}
-    ops = user_patch_operations(before, after, lambda gid: gid)
+    base = {"userName": "a@x", ACTIVE: True}
+    ops = user_patch_operations(base, {**base, OFFICE: "HQ", COUNTRY: "Sweden"}, lambda g: g)
     assert ops == [
+        {
+            "op": "add",
+            "path": "addresses",
+            "value": [{"type": "work", "formatted": "HQ", "country": "Sweden"}],
+        }
+    ]
+    ops = user_patch_operations({**base, WORK_EMAIL: "a@b.se"}, base, lambda g: g)
+    assert ops == [{"op": "remove", "path": 'emails[type eq "work"]'}]
+
+
+def test_phones_keep_the_work_number_first_because_learnster_keeps_only_the_first() -> None:
+    base = {"userName": "a@x", ACTIVE: True}
+    work, mobile = {WORK_PHONE: "+4681234567"}, {MOBILE_PHONE: "+46701234567"}
+    # none before: one add, work first
+    assert user_patch_operations(base, {**base, **work, **mobile}, lambda g: g) == [
+        {
+            "op": "add",
+            "path": "phoneNumbers",
+            "value": [
+                {"type": "work", "value": "+4681234567"},
+                {"type": "mobile", "value": "+46701234567"},
+            ],
+        }
+    ]
+    # the first number changes type: the whole list is replaced, in order
+    assert user_patch_operations({**base, **mobile}, {**base, **work, **mobile}, lambda g: g) == [
+        {
+            "op": "replace",
+            "path": "phoneNumbers",
+            "value": [
+                {"type": "work", "value": "+4681234567"},
+                {"type": "mobile", "value": "+46701234567"},
+            ],
+        }
+    ]
+    assert user_patch_operations({**base, **work, **mobile}, {**base, **mobile}, lambda g: g) == [
+        {
+            "op": "replace",
+            "path": "phoneNumbers",
+            "value": [{"type": "mobile", "value": "+46701234567"}],
+        }
+    ]
+    # same first number type: filtered paths, as Entra sends them
+    assert user_patch_operations(
+        {**base, **work}, {**base, WORK_PHONE: "+4687654321"}, lambda g: g
+    ) == [{"op": "replace", "path": 'phoneNumbers[type eq "work"].value', "value": "+4687654321"}]
+    assert user_patch_operations({**base, **work}, {**base, **work, **mobile}, lambda g: g) == [
+        {
+            "op": "add",
+            "path": "phoneNumbers",
+            "value": [{"type": "mobile", "value": "+46701234567"}],
+        }
+    ]
+    assert user_patch_operations({**base, **work, **mobile}, base, lambda g: g) == [
+        {"op": "remove", "path": 'phoneNumbers[type eq "work"]'},
         {"op": "remove", "path": 'phoneNumbers[type eq "mobile"]'},
-        {"op": "add", "path": "phoneNumbers", "value": [{"type": "work", "value": "+4681234567"}]},
     ]
 
 

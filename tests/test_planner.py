@@ -169,6 +169,20 @@ def test_guard_holds_all_removals_but_lets_creates_and_updates_through() -> None
     assert sum(1 for op in released.operations if is_removal(op)) == 4
 
 
+def test_guard_trips_on_a_large_share_of_what_is_linked() -> None:
+    ledger = {
+        f"u{i}": LedgerUser(f"s{i}", {"userName": f"u{i}@x.example", ACTIVE: True})
+        for i in range(8)
+    }
+    keep_three = {f"u{i}": user(f"u{i}") for i in range(3)}
+    result = plan(keep_three, ledger, {}, {}, PlanOptions(max_deletions=500))
+    assert len(result.held) == 5
+    assert len(result) == 0
+    keep_four = {f"u{i}": user(f"u{i}") for i in range(4)}
+    assert len(plan(keep_four, ledger, {}, {}, PlanOptions(max_deletion_percent=80)).held) == 0
+    assert len(plan(keep_three, ledger, {}, {}, PlanOptions(max_deletion_percent=0)).held) == 0
+
+
 # -- properties -----------------------------------------------------------------------------
 
 NAMES = [f"u{i}" for i in range(12)]
@@ -232,9 +246,21 @@ def test_applying_a_plan_converges_and_replanning_yields_nothing(
     ledger: Ledger = ({}, {})
     for targets, groups in (first, second):
         targets = _manager_closed(targets)
-        result = plan(targets, *ledger[:1], groups, ledger[1], PlanOptions(max_deletions=0))
+        result = plan(
+            targets,
+            *ledger[:1],
+            groups,
+            ledger[1],
+            PlanOptions(max_deletions=0, max_deletion_percent=0),
+        )
         ledger = apply(result, ledger)
-        again = plan(targets, ledger[0], groups, ledger[1], PlanOptions(max_deletions=0))
+        again = plan(
+            targets,
+            ledger[0],
+            groups,
+            ledger[1],
+            PlanOptions(max_deletions=0, max_deletion_percent=0),
+        )
         assert len(again) == 0, again.operations
         # Converged: every active target user exists with exactly its attributes.
         for uid, t in targets.items():
@@ -280,7 +306,7 @@ def test_removals_respect_the_guard(
     limit: int,
 ) -> None:
     ledger = apply(plan(_manager_closed(first[0]), {}, first[1], {}), ({}, {}))
-    options = PlanOptions(max_deletions=limit)
+    options = PlanOptions(max_deletions=limit, max_deletion_percent=0)
     result = plan(_manager_closed(second[0]), ledger[0], second[1], ledger[1], options)
     removals = [op for op in result.operations if is_removal(op)]
     assert len(removals) <= limit
