@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--allow-deletions", action="store_true")
     apply.add_argument("--json", action="store_true")
 
+    provision = commands.add_parser(
+        "provision", parents=[common], help="provision one user now (UPN or object id)"
+    )
+    provision.add_argument("user", metavar="USER")
+    provision.add_argument("--json", action="store_true")
+
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
 
@@ -101,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sync": _cmd_sync,
             "plan": _cmd_plan,
             "apply": _cmd_apply,
+            "provision": _cmd_provision,
             "status": _cmd_status,
             "check": _cmd_check,
             "reset": _cmd_reset,
@@ -156,7 +163,7 @@ def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int
     else:
         print_plan(report, console)
         if report.message:
-            console.print(f"[red]{report.message}[/red]")
+            console.print(report.message, style="red", markup=False, soft_wrap=True)
     return int(report.exit_code) if report.exit_code == ExitCode.AUTH else 0
 
 
@@ -194,10 +201,29 @@ def _cmd_apply(config: Config, args: argparse.Namespace, console: Console) -> in
         print_report(report, console)
         for op in report.stale:
             console.print(
-                f"  [yellow]stale, skipped[/] {op.get('kind')} {op.get('label') or ''} "
+                f"  stale, skipped {op.get('kind')} {op.get('label') or ''} "
                 f"({op.get('object')}): changed since the plan was made",
                 soft_wrap=True,
+                markup=False,
             )
+    return int(report.exit_code)
+
+
+def _cmd_provision(config: Config, args: argparse.Namespace, console: Console) -> int:
+    from syncd.provision import provision
+
+    store = Store(config.state_database)
+    try:
+        with store.lock():
+            report = asyncio.run(provision(config, store, args.user))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report_to_json(report), indent=2, default=str))
+        return int(report.exit_code)
+    if len(report.plan):
+        print_plan(report, console, title="Sent to Learnster")
+    print_report(report, console)
     return int(report.exit_code)
 
 
@@ -236,9 +262,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def print_plan(report: CycleReport, console: Console) -> None:
+def print_plan(report: CycleReport, console: Console, title: str = "") -> None:
     """Every operation, one attribute change per line (lines, so nothing is cut to fit)."""
-    console.print(f"[bold]Plan ({report.mode} read): {len(report.plan)} operations[/]")
+    title = title or f"Plan ({report.mode} read)"
+    console.print(f"[bold]{title}: {len(report.plan)} operations[/]")
     for op in report.plan.operations:
         data = operation_to_json(op)
         label = f"{report.labels.get(data['object'], '?')} ({data['object']})"
@@ -280,16 +307,19 @@ def print_report(report: CycleReport, console: Console) -> None:
     }.get(report.exit_code, str(report.exit_code))
     if report.dry_run:
         console.print(f"dry run ({report.mode} read): nothing sent, no state changed")
+    elif report.mode == "provision":
+        console.print(f"provision: {verdict}")
+        console.print(f"  {report.summary()}")
     else:
         console.print(f"cycle ({report.mode} read): {verdict}")
         console.print(f"  {report.summary()}")
     if report.failures:
         for oid, label, error in report.failures[:20]:
-            console.print(f"  [red]failed[/] {label} ({oid}): {error}")
+            console.print(f"  failed {label} ({oid}): {error}", markup=False, soft_wrap=True)
         if len(report.failures) > 20:
             console.print(f"  … and {len(report.failures) - 20} more (see 'syncd status')")
     if report.message:
-        console.print(f"  {report.message}")
+        console.print(f"  {report.message}", markup=False, soft_wrap=True)
 
 
 def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> int:
@@ -321,9 +351,11 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
     )
     if guard:
         console.print(
-            f"[red]deletion guard holds {guard['held']} removals since {guard['since']}[/]: "
+            f"deletion guard holds {guard['held']} removals since {guard['since']}: "
             f"{guard['message']}",
+            style="red",
             soft_wrap=True,
+            markup=False,
         )
     else:
         console.print("deletion guard: clear")
@@ -385,10 +417,10 @@ def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> in
     try:
         asyncio.run(check())
     except StopCycle as exc:
-        console.print(f"[red]✗[/] {exc}")
+        console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         return int(ExitCode.AUTH)
     except SyncdError as exc:
-        console.print(f"[red]✗[/] {exc}")
+        console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         return int(exc.exit_code)
     return 0
 

@@ -211,7 +211,7 @@ def _show_cycle(
     else:
         console.print("[green]nothing to send: Learnster already matches the directory[/]")
     for problem in report.problems[:5]:
-        console.print(f"  [yellow]warning[/] {problem}")
+        console.print(f"  warning {problem}", style="yellow", markup=False, soft_wrap=True)
     if len(report.problems) > 5:
         console.print(f"  … {len(report.problems) - 5} more warnings")
     if report.message:

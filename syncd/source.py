@@ -41,7 +41,7 @@ from syncd.config import (
     tls_verify,
 )
 from syncd.errors import ConfigError, SourceError, StopCycle
-from syncd.model import GROUP_SELECT, USER_SELECT
+from syncd.model import GROUP_SELECT, GROUP_TYPE, USER_SELECT
 
 PAGE_SIZE = 999
 ERROR_MAPPING: dict[str, Any] = {"XXX": ODataError}
@@ -141,6 +141,7 @@ class GraphSource:
     """Microsoft Graph, read only."""
 
     def __init__(self, config: Config, *, timeout_seconds: float = 120.0) -> None:
+        self._config = config
         self.base_url = config.graph.base_url.rstrip("/")
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
@@ -173,7 +174,9 @@ class GraphSource:
             raise
         except Exception as exc:
             if type(exc).__module__.startswith("azure."):
-                raise StopCycle(f"Graph authentication failed: {_first_line(exc)}") from None
+                raise StopCycle(
+                    f"Graph authentication failed: {entra_hint(str(exc), self._config)}"
+                ) from None
             raise
         if not raw:
             raise SourceError(f"Graph returned an empty body for {what}")
@@ -237,6 +240,27 @@ class GraphSource:
                 return None
             raise
 
+    async def member_groups(self, user_id: str, *, transitive: bool) -> list[tuple[str, str]]:
+        """(id, displayName) of the groups ``user_id`` is a member of (directly, or nested)."""
+        item = self.client.users.by_user_id(user_id)
+        builder: Any = item.transitive_member_of if transitive else item.member_of
+        info = builder.to_get_request_information()
+        groups: list[tuple[str, str]] = []
+        while True:
+            page = await self._send(info, f"groups of user {user_id}")
+            for obj in page.get("value") or []:
+                if (
+                    isinstance(obj, dict)
+                    and obj.get("@odata.type") == GROUP_TYPE
+                    and isinstance(obj.get("id"), str)
+                    and isinstance(obj.get("displayName"), str)
+                ):
+                    groups.append((obj["id"], obj["displayName"]))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return groups
+            info = builder.with_url(next_link).to_get_request_information()
+
     async def first_user(self) -> dict[str, Any] | None:
         """Read one user (test connection)."""
         params = self.client.users.UsersRequestBuilderGetQueryParameters(
@@ -298,9 +322,35 @@ def _translate(exc: APIError, what: str) -> SourceError | StopCycle:
     return source_error
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+# Entra's error codes for the mistakes people make while setting up an app registration.
+_ENTRA_HINTS = {
+    "AADSTS90002": "tenant {tenant_id!r} does not exist: check [graph] tenant_id",
+    "AADSTS900023": "tenant {tenant_id!r} is not a valid tenant id or domain: check [graph] tenant_id",
+    "AADSTS700016": (
+        "application {client_id} is not registered in tenant {tenant_id!r}: check [graph] client_id"
+    ),
+    "AADSTS7000215": (
+        "the client secret is wrong: use the secret's Value (not its Secret ID) in "
+        "SYNCD_GRAPH_CLIENT_SECRET or the graph-client-secret credential"
+    ),
+    "AADSTS7000222": "the client secret has expired: create a new one for the app registration",
+    "AADSTS500011": "the Graph resource is unknown in this cloud: check [graph] base_url",
+}
+
+
+def entra_hint(message: str, config: Config) -> str:
+    """What an Entra sign-in error means for this configuration, with its AADSTS code."""
+    for code, hint in _ENTRA_HINTS.items():
+        if f"{code}:" in message or message.startswith(code):
+            return f"{hint.format(tenant_id=config.graph.tenant_id, client_id=config.graph.client_id)} ({code})"
+    if "Unable to get authority configuration" in message:
+        # MSAL's words when the tenant's OpenID metadata does not exist (an unknown tenant).
+        return (
+            f"tenant {config.graph.tenant_id!r} does not exist at {config.graph.authority}: "
+            "check [graph] tenant_id (and authority for sovereign clouds)"
+        )
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
 
 
 def delta_members(obj: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
