@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--drift",
+        action="store_true",
+        help="also read Learnster and list changes made there directly to what syncd sent",
+    )
 
     commands.add_parser("check", parents=[common], help="test the Graph and Learnster connections")
 
@@ -329,6 +334,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         escrows = store.escrows()
         counts = store.counts()
         guard = store.guard()
+        drifts = asyncio.run(_drift(config, store)) if args.drift else None
     finally:
         store.close()
     if args.json:
@@ -337,6 +343,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
                 {
                     "counts": counts,
                     "guard": guard,
+                    "drift": None if drifts is None else [d.__dict__ for d in drifts],
                     "runs": [r.model_dump() for r in runs],
                     "escrows": [e.model_dump() for e in escrows],
                 },
@@ -383,7 +390,46 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
     else:
         console.print("no objects in retry")
+    if drifts is not None:
+        labels = store_labels(config)
+        if drifts:
+            console.print(f"[bold]Drift: {len(drifts)} differences made in Learnster[/]")
+        else:
+            console.print("no drift: Learnster holds what syncd sent")
+        for d in drifts:
+            console.print(
+                f"  {d.kind} {labels.get(d.object_id, '?')} ({d.object_id}) {d.path}: "
+                f"sent {_short(d.sent)}, Learnster has {_short(d.found)}",
+                soft_wrap=True,
+                markup=False,
+            )
     return 0
+
+
+async def _drift(config: Config, store: Store) -> list[Any]:
+    from syncd.drift import find_drift
+    from syncd.sink import ScimSink
+
+    async with ScimSink(
+        config.learnster.tenant_url,
+        learnster_token(config),
+        max_concurrency=config.learnster.max_concurrency,
+        timeout_seconds=config.learnster.timeout_seconds,
+        ca_file=config.learnster.ca_file,
+    ) as sink:
+        return await find_drift(sink, store.ledger_users(), store.ledger_groups())
+
+
+def store_labels(config: Config) -> dict[str, str]:
+    """Object id -> UPN or group name, from the snapshot."""
+    store = Store(config.state_database)
+    try:
+        users, groups = store.load_snapshot()
+    finally:
+        store.close()
+    labels = {uid: user.user_principal_name for uid, (user, _) in users.items()}
+    labels.update({gid: group.display_name for gid, (group, _) in groups.items()})
+    return labels
 
 
 def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> int:

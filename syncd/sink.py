@@ -282,8 +282,10 @@ class ScimSink:
     async def delete_group(self, scim_id: str) -> None:
         await self._request("DELETE", f"/Groups/{scim_id}")
 
-    async def iter_groups(self, page_size: int = LIST_PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
-        async for resource in self._iter("/Groups", page_size, attributes="displayName,externalId"):
+    async def iter_groups(
+        self, page_size: int = LIST_PAGE_SIZE, attributes: str = "displayName,externalId"
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for resource in self._iter("/Groups", page_size, attributes=attributes):
             yield resource
 
     # -- helpers ----------------------------------------------------------------------------
