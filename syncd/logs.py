@@ -43,5 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
         root.setLevel(level.upper())
     except ValueError:
         root.setLevel(logging.INFO)
-    for noisy in ("httpx", "httpcore", "azure", "msal", "kiota", "msgraph", "urllib3"):
+    for noisy in ("httpx", "httpcore", "kiota", "msgraph", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # azure-identity logs every failed sign-in at WARNING; syncd reports it once, explained.
+    for noisy in ("azure", "msal"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
