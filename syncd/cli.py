@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from syncd import __version__
 from syncd.config import Config, config_path, learnster_token, load_config
 from syncd.engine import CycleReport, run_cycle
 from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
+from syncd.health import Metrics, after_cycle
+from syncd.logs import under_systemd
 from syncd.planner import Operation, operation_to_json
 from syncd.store import Store
 
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", parents=[common], help="the daemon: cycles on the schedule")
+    run.add_argument("--now", action="store_true", help="also run one cycle right away")
 
     sync = commands.add_parser("sync", parents=[common], help="run one cycle now")
     sync.add_argument("--full", action="store_true", help="read the whole directory")
@@ -107,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from syncd.demo import run_demo
 
             return run_demo(users=args.users, seed=args.seed, console=console)
+        if args.command == "run":
+            from syncd.daemon import Daemon
+
+            return Daemon(config_path(args.config), run_now=args.now).run()
         config = load_config(config_path(args.config))
         handler = {
             "sync": _cmd_sync,
@@ -132,14 +141,18 @@ def _cmd_sync(config: Config, args: argparse.Namespace, console: Console) -> int
             report = asyncio.run(run_cycle(config, store, full=args.full, dry_run=True))
         else:
             with store.lock():
-                report = asyncio.run(
-                    run_cycle(
+                report = _with_progress(
+                    console,
+                    lambda progress: run_cycle(
                         config,
                         store,
                         full=args.full,
                         allow_deletions=args.allow_deletions,
-                    )
+                        progress=progress,
+                    ),
                 )
+                metrics = Metrics() if config.metrics.textfile else None
+                after_cycle(config, store, report, datetime.now(UTC), metrics)
     finally:
         store.close()
     if args.json:
@@ -149,6 +162,20 @@ def _cmd_sync(config: Config, args: argparse.Namespace, console: Console) -> int
             print_plan(report, console)
         print_report(report, console)
     return int(report.exit_code)
+
+
+def _with_progress(
+    console: Console,
+    cycle: Callable[[Callable[[int, int], None] | None], Coroutine[Any, Any, CycleReport]],
+) -> CycleReport:
+    """Run a cycle, with a progress bar on an interactive terminal (never under systemd)."""
+    if not (sys.stderr.isatty() and not under_systemd()):
+        return asyncio.run(cycle(None))
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sending to Learnster", total=None)
+        return asyncio.run(cycle(lambda done, total: bar.update(task, completed=done, total=total)))
 
 
 def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int:

@@ -249,6 +249,12 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
             f"{source}: [schedule] cron {schedule_cfg.cron!r} must have 5 fields "
             "(minute hour day month weekday)"
         )
+    from syncd.schedule import cron_trigger
+
+    try:
+        cron_trigger(schedule_cfg.cron, schedule_cfg.timezone)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
     state = _section(data, "state", source)
     _no_unknown(state, {"database"}, source, "state")
@@ -271,6 +277,13 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         listen=_str(metrics, "listen", "metrics", source),
         textfile=_str(metrics, "textfile", "metrics", source),
     )
+    if metrics_cfg.listen:
+        _host, _, port = metrics_cfg.listen.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"{source}: [metrics] listen = {metrics_cfg.listen!r} must be host:port, "
+                'e.g. "127.0.0.1:9464"'
+            )
 
     mapping = _section(data, "mapping", source)
     _no_unknown(mapping, {"user"}, source, "mapping")

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +88,8 @@ class CycleReport:
     message: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # object id -> UPN or group name
     stale: list[dict[str, Any]] = field(default_factory=list)  # `apply`: reviewed, now outdated
+    duration_seconds: float = 0.0
+    interrupted: bool = False  # stopped (SIGTERM) before every operation was sent
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -205,7 +209,13 @@ class Applier:
         report: CycleReport,
         labels: Mapping[str, str],
         batch_size: int,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
+        self.cancel = cancel
+        self._done = 0
+        self._total = 0
+        self.progress = progress
         self.sink = sink
         self.store = store
         self.report = report
@@ -220,6 +230,7 @@ class Applier:
     # -- the plan ---------------------------------------------------------------------------
 
     async def apply(self, the_plan: Plan, concurrency: int) -> None:
+        self._total = len(the_plan)
         creates = sum(1 for op in the_plan.operations if isinstance(op, CreateUser))
         if creates > MATCH_BY_LISTING_ABOVE:
             await self._list_existing_users()
@@ -227,8 +238,22 @@ class Applier:
             await self._list_existing_groups()
         for phase in the_plan.phases:
             await _run_bounded(phase, self._apply_one, concurrency * 2)
+            if self.cancel is not None and self.cancel.is_set():
+                return
 
     async def _apply_one(self, op: Operation) -> None:
+        # A stop request is a checkpoint: what was sent is in the ledger, the rest waits.
+        if self.cancel is not None and self.cancel.is_set():
+            self.report.interrupted = True
+            return
+        try:
+            await self._dispatch(op)
+        finally:
+            self._done += 1
+            if self.progress is not None:
+                self.progress(self._done, self._total)
+
+    async def _dispatch(self, op: Operation) -> None:
         handler: Callable[[Any], Awaitable[None]] = getattr(self, f"_{op.kind}")
         try:
             await handler(op)
@@ -510,6 +535,8 @@ async def run_cycle(
     sink: ScimSink | None = None,
     now: datetime | None = None,
     approved: list[dict[str, Any]] | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CycleReport:
     """One synchronisation cycle. The caller holds the store's lock.
 
@@ -517,6 +544,7 @@ async def run_cycle(
     still contains are applied; the others are stale, skipped and reported.
     """
     now = now or datetime.now(UTC)
+    started = time.monotonic()
     report = CycleReport(dry_run=dry_run)
     own_source = source is None
     source = source or GraphSource(config)
@@ -604,6 +632,8 @@ async def run_cycle(
                     await sink.aclose()
         if report.failures:
             report.exit_code = ExitCode.PARTIAL
+        if report.interrupted:
+            report.message = "stopped on request; the operations not yet sent follow next cycle"
         if not read.complete:
             report.exit_code = ExitCode.AUTH
             report.message = (
@@ -633,6 +663,7 @@ async def run_cycle(
         report.message = f"directory read incomplete, nothing applied: {exc}"
         return report
     finally:
+        report.duration_seconds = time.monotonic() - started
         report.graph_requests = source.requests
         if own_source:
             await source.aclose()

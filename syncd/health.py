@@ -1,0 +1,212 @@
+"""Health after each cycle: logged and mailed when it *changes*, exported as Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server, write_to_textfile
+
+from syncd.config import Config, NotifyConfig
+from syncd.engine import CycleReport
+from syncd.errors import ExitCode
+from syncd.store import Store
+
+log = logging.getLogger("syncd.health")
+
+OK, PARTIAL, GUARD, AUTH, CONFIG = "ok", "partial", "guard", "auth", "config"
+_STATE_OF = {
+    ExitCode.OK: OK,
+    ExitCode.PARTIAL: PARTIAL,
+    ExitCode.GUARD: GUARD,
+    ExitCode.AUTH: AUTH,
+    ExitCode.USAGE: CONFIG,
+}
+_WHAT_TO_DO = {
+    PARTIAL: (
+        "Some objects failed and are kept in retry; syncd tries them again every cycle.\n"
+        "See them with: syncd status"
+    ),
+    GUARD: (
+        "The accidental-deletion guard held back deactivations and deletions.\n"
+        "Review them with: syncd plan\n"
+        "If they are intended, release them once with: syncd sync --allow-deletions"
+    ),
+    AUTH: (
+        "syncd could not sign in to, or reach, Microsoft Graph or Learnster.\n"
+        "Diagnose with: syncd check"
+    ),
+    CONFIG: "The configuration is not usable. Fix it, then run: syncd check",
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Health changed: from ``before`` to ``after`` (states above), since ``since``."""
+
+    before: str
+    after: str
+    since: str
+    message: str
+
+    @property
+    def recovered(self) -> bool:
+        return self.after == OK
+
+    def subject(self, host: str) -> str:
+        if self.recovered:
+            return f"[syncd] {host}: recovered, Learnster is in sync again"
+        titles = {
+            PARTIAL: "some objects failed",
+            GUARD: "deletion guard tripped",
+            AUTH: "authentication or connection failure",
+            CONFIG: "configuration error",
+        }
+        return f"[syncd] {host}: {titles.get(self.after, self.after)}"
+
+    def body(self, host: str) -> str:
+        if self.recovered:
+            return (
+                f"syncd on {host} completed a cycle with every object applied.\n"
+                f"It had been in state '{self.before}' since {self.since}.\n"
+            )
+        return (
+            f"syncd on {host}: {self.message or self.after}\n\n"
+            f"{_WHAT_TO_DO.get(self.after, '')}\n\n"
+            "You get one message when this starts and one when it is over, not one per cycle.\n"
+        )
+
+
+def observe(store: Store, report: CycleReport, now: datetime) -> Transition | None:
+    """Record the health a cycle leaves behind; a Transition when it differs from before."""
+    state = _STATE_OF.get(report.exit_code)
+    if state is None:  # the lock was busy: that cycle says nothing about health
+        return None
+    raw = store.get_meta("health")
+    previous = json.loads(raw) if raw else {"state": OK, "since": now.isoformat()}
+    if previous["state"] == state:
+        return None
+    store.set_meta("health", json.dumps({"state": state, "since": now.isoformat()}))
+    transition = Transition(previous["state"], state, previous["since"], report.message)
+    if transition.recovered:
+        log.info("recovered: was %s since %s", transition.before, transition.since)
+    else:
+        log.error("health is now %s (was %s): %s", state, transition.before, report.message)
+    return transition
+
+
+def send_notification(notify: NotifyConfig, transition: Transition) -> bool:
+    """E-mail the transition to ``[notify] email_to``; False (logged) when it cannot be sent."""
+    if not notify.email_to:
+        return False
+    host = socket.gethostname()
+    message = EmailMessage()
+    message["From"] = f"syncd@{host}"
+    message["To"] = ", ".join(notify.email_to)
+    message["Subject"] = transition.subject(host)
+    message.set_content(transition.body(host))
+    try:
+        with smtplib.SMTP(notify.smtp_host, notify.smtp_port, timeout=30) as smtp:
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.error(
+            "could not send the notification to %s via %s:%s: %s",
+            message["To"],
+            notify.smtp_host,
+            notify.smtp_port,
+            exc,
+        )
+        return False
+    return True
+
+
+class Metrics:
+    """Prometheus gauges describing the last cycle and the current state."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.last_cycle = Gauge(
+            "syncd_last_cycle_timestamp_seconds", "End of the last cycle", registry=r
+        )
+        self.last_success = Gauge(
+            "syncd_last_success_timestamp_seconds",
+            "End of the last fully applied cycle",
+            registry=r,
+        )
+        self.duration = Gauge(
+            "syncd_last_cycle_duration_seconds", "Duration of the last cycle", registry=r
+        )
+        self.exit_code = Gauge(
+            "syncd_last_cycle_exit_code", "Exit code of the last cycle", registry=r
+        )
+        self.operations = Gauge(
+            "syncd_last_cycle_operations",
+            "Operations of the last cycle by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.requests = Gauge(
+            "syncd_last_cycle_scim_requests",
+            "SCIM requests of the last cycle",
+            ["request"],
+            registry=r,
+        )
+        self.in_retry = Gauge(
+            "syncd_objects_in_retry", "Objects kept in retry (escrow)", registry=r
+        )
+        self.guard = Gauge(
+            "syncd_guard_held_removals", "Removals held by the deletion guard", registry=r
+        )
+        self.linked = Gauge(
+            "syncd_linked_objects", "Objects linked in Learnster", ["kind"], registry=r
+        )
+
+    def update(self, store: Store, report: CycleReport, finished: datetime) -> None:
+        self.last_cycle.set(finished.timestamp())
+        if report.exit_code == ExitCode.OK:
+            self.last_success.set(finished.timestamp())
+        self.duration.set(report.duration_seconds)
+        self.exit_code.set(int(report.exit_code))
+        self.operations.clear()
+        for kind, outcomes in report.outcomes.items():
+            for outcome, count in outcomes.items():
+                self.operations.labels(kind, outcome).set(count)
+        self.requests.clear()
+        for request, count in report.scim_requests.items():
+            self.requests.labels(request).set(count)
+        counts = store.counts()
+        self.in_retry.set(counts["escrows"])
+        self.guard.set(report.held)
+        self.linked.labels("user").set(counts["users_linked"])
+        self.linked.labels("group").set(counts["groups_linked"])
+
+    def serve(self, listen: str) -> None:
+        """Serve /metrics on ``host:port`` (the daemon)."""
+        host, _, port = listen.rpartition(":")
+        start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+
+    def write_textfile(self, path: str) -> None:
+        """For node_exporter's textfile collector (one-shot runs from a timer)."""
+        write_to_textfile(path, self.registry)
+
+
+def after_cycle(
+    config: Config, store: Store, report: CycleReport, now: datetime, metrics: Metrics | None
+) -> None:
+    """Everything that follows a cycle: health, notification, metrics."""
+    transition = observe(store, report, now)
+    if transition is not None:
+        send_notification(config.notify, transition)
+    if metrics is not None:
+        metrics.update(store, report, now)
+        if config.metrics.textfile:
+            try:
+                metrics.write_textfile(config.metrics.textfile)
+            except OSError as exc:
+                log.error("cannot write metrics to %s: %s", config.metrics.textfile, exc)
