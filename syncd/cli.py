@@ -24,6 +24,7 @@ from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
 from syncd.health import Metrics, after_cycle
 from syncd.logs import under_systemd
 from syncd.planner import Operation, operation_to_json
+from syncd.schedule import next_runs
 from syncd.store import Store
 
 log = logging.getLogger("syncd")
@@ -361,6 +362,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         escrows = store.escrows()
         counts = store.counts()
         guard = store.guard()
+        next_run = next_runs(config.schedule.cron, config.schedule.timezone, datetime.now(UTC), 1)
         drifts = asyncio.run(_drift(config, store)) if args.drift else None
     finally:
         store.close()
@@ -369,6 +371,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             json.dumps(
                 {
                     "counts": counts,
+                    "next_run": next_run[0].isoformat() if next_run else None,
                     "guard": guard,
                     "drift": None if drifts is None else [d.__dict__ for d in drifts],
                     "runs": [r.model_dump() for r in runs],
@@ -383,6 +386,12 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         f"linked: {counts['users_linked']} users, {counts['groups_linked']} groups · "
         f"snapshot: {counts['snapshot_users']} users, {counts['snapshot_groups']} groups"
     )
+    if next_run:
+        console.print(
+            f"next scheduled cycle: {next_run[0]:%Y-%m-%d %H:%M %Z} "
+            f"(cron {config.schedule.cron!r}, {config.schedule.timezone})",
+            markup=False,
+        )
     if guard:
         console.print(
             f"deletion guard holds {guard['held']} removals since {guard['since']}: "

@@ -1,0 +1,281 @@
+"""`syncd run` and what surrounds a cycle: systemd notify, lock, e-mail, metrics, secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.cli import main
+from syncd.errors import ExitCode
+from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
+
+SYNCD = [sys.executable, "-m", "syncd"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NotifySocket:
+    """A stand-in for systemd's notify socket: collects what the daemon sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        for message in self.messages:
+            if needle in message:
+                return message
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(data)
+            if needle in data:
+                return data
+        raise AssertionError(f"no {needle!r} from the daemon; got {self.messages}")
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    ns = NotifySocket(tmp_path / "notify.sock")
+    yield ns
+    ns.sock.close()
+
+
+def daemon_env(notify: NotifySocket, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        NOTIFY_SOCKET=str(notify.path),
+        WATCHDOG_USEC="400000",
+        SYNCD_GRAPH_ACCESS_TOKEN=GRAPH_TOKEN,
+        SYNCD_LEARNSTER_TOKEN=LEARNSTER_TOKEN,
+        **extra,
+    )
+    env.pop("WATCHDOG_PID", None)
+    return env
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_daemon_notifies_systemd_serves_metrics_and_stops_on_sigterm(
+    make_harness: Callable[..., Harness], notify_socket: NotifySocket
+) -> None:
+    port = free_port()
+    h = make_harness(users=25)
+    h.reconfigure(f'[metrics]\nlisten = "127.0.0.1:{port}"\n[schedule]\ncron = "0 2 * * *"\n')
+    process = subprocess.Popen(
+        [*SYNCD, "run", "--now", "--config", str(h.config_path)],
+        env=daemon_env(notify_socket, INVOCATION_ID="0123456789abcdef"),  # "under systemd"
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        assert "STATUS=waiting; next at" in ready
+        notify_socket.wait_for("WATCHDOG=1")
+        notify_socket.wait_for("STATUS=last cycle:")
+        created = len(h.learnster.users)
+        assert created == sum(1 for u in h.graph.users if u.get("accountEnabled"))
+        metrics = scrape(port)
+        assert (
+            metrics['syncd_last_cycle_operations{kind="create_user",outcome="created"}'] == created
+        )
+        assert metrics['syncd_linked_objects{kind="user"}'] == created
+        assert metrics["syncd_last_cycle_exit_code"] == 0
+        assert metrics["syncd_last_success_timestamp_seconds"] > time.time() - 120
+        assert metrics["syncd_objects_in_retry"] == 0
+
+        # SIGHUP: the configuration is read again and the new schedule applies.
+        text = h.config_path.read_text().replace('cron = "0 2 * * *"', 'cron = "15 4 * * *"')
+        h.config_path.write_text(text)
+        notify_socket.messages.clear()
+        process.send_signal(signal.SIGHUP)
+        notify_socket.wait_for("RELOADING=1")
+        assert "04:15" in notify_socket.wait_for("READY=1\nSTATUS=waiting; next at", timeout=10)
+
+        process.send_signal(signal.SIGTERM)
+        notify_socket.wait_for("STOPPING=1")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    logs = process.stderr.read() if process.stderr else ""
+    assert LEARNSTER_TOKEN not in logs
+    assert GRAPH_TOKEN not in logs
+    # Under systemd: one JSON object per line for the journal.
+    entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    messages = [e["message"] for e in entries]
+    assert any(m.startswith("syncd running;") for m in messages)
+    assert any(m.startswith("cycle done (full read, exit 0)") for m in messages)
+    assert "syncd stopped" in messages
+    assert {e["level"] for e in entries} <= {"debug", "info", "warning", "error"}
+
+
+def test_a_second_sync_during_a_cycle_exits_5(
+    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = make_harness(users=40)
+    h.learnster.latency_ms = 150  # a slow Learnster keeps the first cycle busy
+    env = dict(
+        os.environ, SYNCD_GRAPH_ACCESS_TOKEN=GRAPH_TOKEN, SYNCD_LEARNSTER_TOKEN=LEARNSTER_TOKEN
+    )
+    first = subprocess.Popen(
+        [*SYNCD, "sync", "--config", str(h.config_path)], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not h.learnster.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert h.learnster.requests, "the first cycle never reached Learnster"
+        capsys.readouterr()
+        started = time.monotonic()
+        assert main(["sync", "--config", str(h.config_path)]) == ExitCode.LOCKED
+        assert time.monotonic() - started < 5  # at once, not after waiting
+        err = capsys.readouterr().err
+        assert "another syncd cycle is running" in err
+        assert f"pid {first.pid}" in err
+        assert first.wait(timeout=120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes
+
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+def test_one_email_when_failing_starts_none_while_it_lasts_one_on_recovery(
+    make_harness: Callable[..., Harness],
+    mailbox: tuple[Mailbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box, port = mailbox
+    h = make_harness(users=10)
+    h.reconfigure(
+        f'[notify]\nemail_to = ["ops@example.org"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+    )
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", "a-wrong-token")
+    assert main(["sync", "--config", str(h.config_path)]) == ExitCode.AUTH
+    assert len(box.messages) == 1
+    first = box.messages[0]
+    assert "authentication or connection failure" in first["Subject"]
+    body = first.get_payload()
+    assert "syncd check" in body
+    assert "a-wrong-token" not in body
+
+    assert main(["sync", "--config", str(h.config_path)]) == ExitCode.AUTH
+    assert len(box.messages) == 1  # still failing: no second message
+
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", LEARNSTER_TOKEN)
+    assert main(["sync", "--config", str(h.config_path)]) == 0
+    assert len(box.messages) == 2
+    assert "recovered" in box.messages[1]["Subject"]
+    assert main(["sync", "--config", str(h.config_path)]) == 0
+    assert len(box.messages) == 2
+
+
+def test_the_guard_and_a_textfile_for_timer_runs(
+    make_harness: Callable[..., Harness], mailbox: tuple[Mailbox, int], tmp_path: Path
+) -> None:
+    box, port = mailbox
+    textfile = tmp_path / "syncd.prom"
+    h = make_harness(users=20)
+    h.reconfigure(
+        f'[notify]\nemail_to = ["ops@example.org"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+        f'[metrics]\ntextfile = "{textfile}"\n'
+        "[sync]\nmax_deletions = 2\n"
+    )
+    assert main(["sync", "--config", str(h.config_path)]) == 0
+    assert (
+        'syncd_last_cycle_operations{kind="create_user",outcome="created"}' in textfile.read_text()
+    )
+    for user in [u for u in h.graph.users if u.get("accountEnabled")][:3]:
+        h.graph.disable_user(user["id"])
+    assert main(["sync", "--config", str(h.config_path)]) == ExitCode.GUARD
+    assert "deletion guard tripped" in box.messages[-1]["Subject"]
+    assert "syncd sync --allow-deletions" in box.messages[-1].get_payload()
+    assert "syncd_guard_held_removals 3.0" in textfile.read_text()
+
+
+def test_no_secret_in_logs_status_or_errors(
+    make_harness: Callable[..., Harness],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    h = make_harness(users=10)
+    caplog.set_level(logging.DEBUG)
+    victim = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.learnster.reject(victim["userPrincipalName"], 400, detail="bad value")
+    outputs = []
+    for argv in (
+        ["sync"],
+        ["sync", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["plan", "--json"],
+    ):
+        main([*argv, "--config", str(h.config_path)])
+        captured = capsys.readouterr()
+        outputs.append(captured.out + captured.err)
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", "wrong-" + LEARNSTER_TOKEN)
+    main(["sync", "--config", str(h.config_path)])
+    main(["check", "--config", str(h.config_path)])
+    captured = capsys.readouterr()
+    outputs.append(captured.out + captured.err)
+    everything = "\n".join([*outputs, caplog.text, *(str(r.exc_info) for r in caplog.records)])
+    for secret in (LEARNSTER_TOKEN, GRAPH_TOKEN):
+        assert secret not in everything
+    assert "bad value" in everything  # the errors themselves are there
