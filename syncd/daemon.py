@@ -18,7 +18,7 @@ from syncd.config import Config, load_config
 from syncd.engine import run_cycle
 from syncd.errors import ConfigError, LockHeld
 from syncd.health import Metrics, after_cycle
-from syncd.schedule import cron_trigger
+from syncd.schedule import cron_trigger, next_runs
 from syncd.store import Store
 
 log = logging.getLogger("syncd.daemon")
@@ -107,9 +107,11 @@ class Daemon:
         self.notifier.notify(f"STATUS=last cycle: {report.summary()}; {self._next_run_text()}")
 
     def _next_run_text(self) -> str:
-        job = self.scheduler.get_job(JOB_ID)
-        when = job.next_run_time if job is not None else None
-        return f"next at {when:%Y-%m-%d %H:%M %Z}" if when else "no next run"
+        # From the schedule itself, not the scheduler: asking the scheduler from inside a job
+        # deadlocks with a concurrent shutdown (it holds its job store lock while joining us).
+        schedule = self.config.schedule
+        runs = next_runs(schedule.cron, schedule.timezone, datetime.now(UTC), 1)
+        return f"next at {runs[0]:%Y-%m-%d %H:%M %Z}" if runs else "no next run"
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -624,7 +624,15 @@ async def run_cycle(
                 ca_file=config.learnster.ca_file,
             )
             try:
-                applier = Applier(sink, store, report, report.labels, config.sync.member_batch_size)
+                applier = Applier(
+                    sink,
+                    store,
+                    report,
+                    report.labels,
+                    config.sync.member_batch_size,
+                    cancel=cancel,
+                    progress=progress,
+                )
                 await applier.apply(report.plan, config.learnster.max_concurrency)
             finally:
                 report.scim_requests = dict(sink.requests)

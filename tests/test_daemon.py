@@ -279,3 +279,36 @@ def test_no_secret_in_logs_status_or_errors(
     for secret in (LEARNSTER_TOKEN, GRAPH_TOKEN):
         assert secret not in everything
     assert "bad value" in everything  # the errors themselves are there
+
+
+def test_sigterm_mid_cycle_checkpoints_quickly_and_loses_nothing(
+    make_harness: Callable[..., Harness], notify_socket: NotifySocket
+) -> None:
+    h = make_harness(users=60)
+    h.learnster.latency_ms = 100  # ~60 creates at concurrency 8: the cycle takes a while
+    process = subprocess.Popen(  # noqa: S603
+        [*SYNCD, "run", "--now", "--config", str(h.config_path)],
+        env=daemon_env(notify_socket),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(h.learnster.users) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - stopped < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    enabled = sum(1 for u in h.graph.users if u.get("accountEnabled"))
+    assert 5 <= len(h.learnster.users) < enabled  # stopped part-way
+    h.learnster.latency_ms = 0
+    h.learnster.clear_requests()
+    assert h.sync().exit_code == ExitCode.OK
+    names = [u["userName"].lower() for u in h.learnster.users.values()]
+    assert len(names) == len(set(names)) == enabled
+    posts = [r for r in h.scim_requests() if r.method == "POST" and r.path == "/Users"]
+    assert len(posts) == enabled - (len(names) - len(posts))  # only the missing ones were created
