@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
     status.add_argument(
+        "--log",
+        nargs="?",
+        const="",
+        metavar="USER",
+        help="the provisioning log: last operations, or those of one user or group",
+    )
+    status.add_argument(
         "--drift",
         action="store_true",
         help="also read Learnster and list changes made there directly to what syncd sent",
@@ -364,6 +371,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         guard = store.guard()
         next_run = next_runs(config.schedule.cron, config.schedule.timezone, datetime.now(UTC), 1)
         drifts = asyncio.run(_drift(config, store)) if args.drift else None
+        log_rows = store.log_entries(100, args.log) if args.log is not None else None
     finally:
         store.close()
     if args.json:
@@ -373,6 +381,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
                     "counts": counts,
                     "next_run": next_run[0].isoformat() if next_run else None,
                     "guard": guard,
+                    "log": None if log_rows is None else [r.model_dump() for r in log_rows],
                     "drift": None if drifts is None else [d.__dict__ for d in drifts],
                     "runs": [r.model_dump() for r in runs],
                     "escrows": [e.model_dump() for e in escrows],
@@ -426,6 +435,15 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
     else:
         console.print("no objects in retry")
+    if log_rows is not None:
+        console.print(f"[bold]Provisioning log ({len(log_rows)} latest)[/]")
+        for row in reversed(log_rows):
+            console.print(
+                f"  {row.at:%Y-%m-%d %H:%M:%S} run {row.run_id} {row.operation} {row.label} "
+                f"({row.object_id}): {row.outcome}" + (f": {row.detail}" if row.detail else ""),
+                soft_wrap=True,
+                markup=False,
+            )
     if drifts is not None:
         labels = store_labels(config)
         if drifts:

@@ -211,8 +211,11 @@ class Applier:
         batch_size: int,
         cancel: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: int | None = None,
     ) -> None:
         self.cancel = cancel
+        self.run_id = run_id
+        self._log: list[tuple[str, str, str, str, str]] = []
         self._done = 0
         self._total = 0
         self.progress = progress
@@ -236,10 +239,14 @@ class Applier:
             await self._list_existing_users()
         if any(isinstance(op, CreateGroup) for op in the_plan.operations):
             await self._list_existing_groups()
-        for phase in the_plan.phases:
-            await _run_bounded(phase, self._apply_one, concurrency * 2)
-            if self.cancel is not None and self.cancel.is_set():
-                return
+        try:
+            for phase in the_plan.phases:
+                await _run_bounded(phase, self._apply_one, concurrency * 2)
+                self.flush_log()
+                if self.cancel is not None and self.cancel.is_set():
+                    return
+        finally:
+            self.flush_log()
 
     async def _apply_one(self, op: Operation) -> None:
         # A stop request is a checkpoint: what was sent is in the ledger, the rest waits.
@@ -270,12 +277,23 @@ class Applier:
         oid = object_id(op)
         label = self.labels.get(oid, oid)
         error = exc.detail or str(exc)
-        self.report.count(op.kind, "failed")
+        self._outcome(op, "failed", error)
         self.report.failures.append((oid, label, error))
         kind = "group" if "group" in op.kind or "members" in op.kind else "user"
         retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
         self.store.escrow(oid, kind, label, op.kind, error, retry or ESCROW_BASE_SECONDS)
         log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+
+    def _outcome(self, op: Operation, outcome: str, detail: str = "") -> None:
+        self.report.count(op.kind, outcome)
+        oid = object_id(op)
+        self._log.append((oid, self.labels.get(oid, oid), op.kind, outcome, detail))
+
+    def flush_log(self) -> None:
+        """Write the provisioning log of the operations done so far (one transaction)."""
+        if self._log and self.run_id is not None:
+            self.store.append_log(self.run_id, self._log)
+        self._log = []
 
     def _resolve(self, graph_id: str) -> str | None:
         linked = self.users.get(graph_id)
@@ -325,7 +343,7 @@ class Applier:
                     raise
             else:
                 self._record_user(op.user_id, LedgerUser(created["id"], sent))
-                self.report.count(op.kind, "created")
+                self._outcome(op, "created")
                 return
         await self._adopt(op, existing)
 
@@ -341,7 +359,7 @@ class Applier:
         if ops:
             await self.sink.patch_user(existing["id"], ops)
         self._record_user(op.user_id, LedgerUser(existing["id"], sent), adopted=True)
-        self.report.count(op.kind, "adopted")
+        self._outcome(op, "adopted")
 
     def _acknowledged(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
         """What Learnster holds after a PATCH from before to after (unresolvable manager kept)."""
@@ -361,7 +379,7 @@ class Applier:
     async def _update_user(self, op: UpdateUser) -> None:
         linked = self.users.get(op.user_id)
         if linked is None or dict(linked.attrs) != dict(op.before):
-            self.report.count(op.kind, "stale")
+            self._outcome(op, "stale")
             return
         ops = user_patch_operations(op.before, op.after, self._resolve)
         sent = self._acknowledged(op.before, op.after)
@@ -375,7 +393,7 @@ class Applier:
                     await self._create_user(CreateUser(op.user_id, op.after))
                 return
         self._record_user(op.user_id, LedgerUser(linked.scim_id, sent))
-        self.report.count(op.kind, "deactivated" if op.deactivates else "updated")
+        self._outcome(op, "deactivated" if op.deactivates else "updated")
 
     def _forget_user(self, graph_id: str) -> None:
         linked = self.users.pop(graph_id, None)
@@ -395,7 +413,7 @@ class Applier:
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
             await self.sink.delete_user(linked.scim_id)
         self._forget_user(op.user_id)
-        self.report.count(op.kind, "deleted")
+        self._outcome(op, "deleted")
 
     # -- groups -----------------------------------------------------------------------------
 
@@ -421,7 +439,7 @@ class Applier:
             scim_id, outcome = created["id"], "created"
         self.groups[op.group_id] = LedgerGroup(scim_id, op.display_name, frozenset())
         self.store.put_group(op.group_id, scim_id, op.display_name)
-        self.report.count(op.kind, outcome)
+        self._outcome(op, outcome)
 
     async def _rename_group(self, op: RenameGroup) -> None:
         linked = self.groups.get(op.group_id)
@@ -432,7 +450,7 @@ class Applier:
             return
         self.groups[op.group_id] = LedgerGroup(linked.scim_id, op.after, linked.members)
         self.store.put_group(op.group_id, linked.scim_id, op.after)
-        self.report.count(op.kind, "updated")
+        self._outcome(op, "updated")
 
     async def _patch_group(
         self, graph_id: str, linked: LedgerGroup, ops: list[dict[str, Any]]
@@ -449,12 +467,12 @@ class Applier:
     async def _add_members(self, op: AddMembers) -> None:
         linked = self.groups.get(op.group_id)
         if linked is None:
-            self.report.count(op.kind, "skipped")  # the group's create failed: next cycle
+            self._outcome(op, "skipped")  # the group's create failed: next cycle
             return
         resolved = {uid: self._resolve(uid) for uid in op.user_ids}
         present = [(uid, sid) for uid, sid in resolved.items() if sid is not None]
         if not present:
-            self.report.count(op.kind, "skipped")
+            self._outcome(op, "skipped")
             return
         value = [{"value": sid} for _, sid in present]
         if not await self._patch_group(
@@ -467,7 +485,7 @@ class Applier:
             current.scim_id, current.display_name, current.members | added
         )
         self.store.add_members(op.group_id, added)
-        self.report.count(op.kind, "updated")
+        self._outcome(op, "updated")
 
     async def _remove_members(self, op: RemoveMembers) -> None:
         linked = self.groups.get(op.group_id)
@@ -486,7 +504,7 @@ class Applier:
             current.scim_id, current.display_name, current.members - set(op.user_ids)
         )
         self.store.remove_members(op.group_id, op.user_ids)
-        self.report.count(op.kind, "updated")
+        self._outcome(op, "updated")
 
     async def _delete_group(self, op: DeleteGroup) -> None:
         linked = self.groups.get(op.group_id)
@@ -496,7 +514,7 @@ class Applier:
             await self.sink.delete_group(linked.scim_id)
         self.groups.pop(op.group_id, None)
         self.store.drop_group(op.group_id)
-        self.report.count(op.kind, "deleted")
+        self._outcome(op, "deleted")
 
 
 async def _run_bounded(
@@ -632,6 +650,7 @@ async def run_cycle(
                     config.sync.member_batch_size,
                     cancel=cancel,
                     progress=progress,
+                    run_id=run_id,
                 )
                 await applier.apply(report.plan, config.learnster.max_concurrency)
             finally:

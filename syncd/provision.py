@@ -93,8 +93,13 @@ async def provision(config: Config, store: Store, key: str) -> CycleReport:
             timeout_seconds=config.learnster.timeout_seconds,
             ca_file=config.learnster.ca_file,
         ) as sink:
-            applier = Applier(sink, store, report, report.labels, config.sync.member_batch_size)
+            run_id = store.start_run("provision", False)
+            applier = Applier(
+                sink, store, report, report.labels, config.sync.member_batch_size, run_id=run_id
+            )
             await applier.apply(report.plan, config.learnster.max_concurrency)
+            counts = {kind: dict(c) for kind, c in report.outcomes.items()}
+            store.finish_run(run_id, counts, int(report.exit_code), report.summary())
             report.scim_requests = dict(sink.requests)
         if report.failures:
             report.exit_code = ExitCode.PARTIAL

@@ -21,6 +21,7 @@ from syncd.model import DirectoryGroup, DirectoryUser
 from syncd.planner import LedgerGroup, LedgerUser
 
 SCHEMA_VERSION = 1
+LOG_KEEP_DAYS = 30
 
 
 def utcnow() -> datetime:
@@ -96,6 +97,20 @@ class RunRow(SQLModel, table=True):
     counts: str = "{}"  # operation kind -> {outcome: n}
     exit_code: int | None = None
     message: str = ""
+
+
+class LogRow(SQLModel, table=True):
+    """The provisioning log: what each cycle did to each object (kept LOG_KEEP_DAYS)."""
+
+    __tablename__ = "provisioning_log"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    at: datetime = Field(default_factory=utcnow)
+    object_id: str = Field(index=True)
+    label: str = ""
+    operation: str
+    outcome: str
+    detail: str = ""
 
 
 class MetaRow(SQLModel, table=True):
@@ -397,7 +412,30 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
+    def append_log(self, run_id: int, entries: Iterable[tuple[str, str, str, str, str]]) -> None:
+        """(object id, label, operation, outcome, detail) rows for one run."""
+        now = _sql_now()
+        with self._raw:
+            self._raw.executemany(
+                "INSERT INTO provisioning_log (run_id, at, object_id, label, operation, outcome, "
+                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, now, *entry) for entry in entries],
+            )
+
+    def log_entries(self, limit: int = 100, object_key: str = "") -> list[LogRow]:
+        with self.session() as s:
+            query = select(LogRow).order_by(LogRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+            if object_key:
+                query = query.where((LogRow.object_id == object_key) | (LogRow.label == object_key))
+            return list(s.exec(query))
+
     def start_run(self, mode: str, dry_run: bool) -> int:
+        cutoff = datetime.fromtimestamp(utcnow().timestamp() - LOG_KEEP_DAYS * 86400, UTC)
+        with self._raw:
+            self._raw.execute(
+                "DELETE FROM provisioning_log WHERE at < ?",
+                (cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+            )
         with self.session() as s:
             row = RunRow(started_at=utcnow(), mode=mode, dry_run=dry_run)
             s.add(row)

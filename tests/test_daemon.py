@@ -286,7 +286,7 @@ def test_sigterm_mid_cycle_checkpoints_quickly_and_loses_nothing(
 ) -> None:
     h = make_harness(users=60)
     h.learnster.latency_ms = 100  # ~60 creates at concurrency 8: the cycle takes a while
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [*SYNCD, "run", "--now", "--config", str(h.config_path)],
         env=daemon_env(notify_socket),
         stderr=subprocess.DEVNULL,

@@ -338,3 +338,26 @@ def test_client_secret_over_tls_through_azure_identity(
         assert failed.exit_code == ExitCode.AUTH
         assert "AADSTS7000215" in failed.message
         assert "wrong-secret" not in failed.message
+
+
+def test_the_provisioning_log_says_what_happened_to_each_object(
+    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = make_harness(users=12)
+    victim = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.learnster.reject(victim["userPrincipalName"], 400, detail="name too long")
+    h.sync()
+    capsys.readouterr()
+    assert (
+        main(["status", "--log", victim["userPrincipalName"], "--config", str(h.config_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        f"create_user {victim['userPrincipalName']} ({victim['id']}): failed: name too long" in out
+    )
+    assert main(["status", "--log", "--config", str(h.config_path)]) == 0
+    out = capsys.readouterr().out
+    created = sum(1 for u in h.graph.users if u.get("accountEnabled")) - 1
+    lines = [line for line in out.splitlines() if " run 1 create_user " in line]
+    assert len(lines) == created + 1
+    assert sum(1 for line in lines if line.endswith(": created")) == created
