@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,46 +126,112 @@ class Decoded:
     problems: list[Problem] = field(default_factory=list)
 
 
+MAX_VALUE_LENGTH = 256  # longer values are dropped, never truncated into something else
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_WHITESPACE_CONTROLS = re.compile("[\t\n\r\v\f\x85\u2028\u2029]+")
+_OTHER_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+
+
+def clean_text(value: str) -> tuple[str, list[str]]:
+    """``value`` made safe to send, and what was changed (for a warning).
+
+    Line breaks and tabs become spaces, other control characters and invalid UTF-16 halves
+    (which cannot be encoded as UTF-8 at all) are removed; non-BMP characters are kept.
+    """
+    notes = []
+    if _LONE_SURROGATE.search(value):
+        value = _LONE_SURROGATE.sub("\ufffd", value)
+        notes.append("invalid UTF-16 replaced")
+    if _WHITESPACE_CONTROLS.search(value):
+        value = _WHITESPACE_CONTROLS.sub(" ", value)
+        notes.append("line breaks or tabs replaced by spaces")
+    if _OTHER_CONTROLS.search(value):
+        value = _OTHER_CONTROLS.sub("", value)
+        notes.append("control characters removed")
+    return value.strip(), notes
+
+
+def _decode_property(object_id: str, name: str, value: Any, problems: list[Problem]) -> str:
+    """One string property, cleaned; "" (with a Problem) when it cannot be used."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.append(Problem(object_id, name, f"expected a string, got {type(value).__name__}"))
+        return ""
+    cleaned, notes = clean_text(value)
+    if notes and cleaned:
+        problems.append(Problem(object_id, name, f"sent cleaned ({', '.join(notes)})"))
+    if len(cleaned) > MAX_VALUE_LENGTH:
+        problems.append(
+            Problem(
+                object_id, name, f"{len(cleaned)} characters (over {MAX_VALUE_LENGTH}): dropped"
+            )
+        )
+        return ""
+    if name == "mail" and cleaned and not _ADDRESS.match(cleaned):
+        problems.append(Problem(object_id, name, f"{cleaned!r} is not an e-mail address: dropped"))
+        return ""
+    return cleaned
+
+
 def decode_user(obj: Mapping[str, Any]) -> Decoded:
     """Turn one Graph user JSON object into a DirectoryUser, dropping bad fields with a Problem.
 
-    A user without an id or userPrincipalName cannot be keyed or matched: it is skipped.
+    A user without a usable id or userPrincipalName cannot be keyed or matched: it is skipped.
     """
     result = Decoded()
     object_id = obj.get("id")
-    if not isinstance(object_id, str) or not object_id:
-        result.problems.append(Problem("<unknown>", "id", "object without an id", "error"))
+    if not isinstance(object_id, str) or not object_id.strip():
+        result.problems.append(Problem("<unknown>", "id", "object without an id: skipped", "error"))
         return result
     properties: dict[str, str] = {}
     for name in USER_STRING_PROPERTIES:
-        value = obj.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            result.problems.append(
-                Problem(object_id, name, f"expected a string, got {type(value).__name__}")
-            )
-            continue
-        value = value.strip()
+        value = _decode_property(object_id, name, obj.get(name), result.problems)
         if value:
             properties[name] = value
-    if not properties.get("userPrincipalName"):
+    upn = properties.get("userPrincipalName", "")
+    if not upn:
         result.problems.append(
-            Problem(object_id, "userPrincipalName", "missing: user skipped", "error")
+            Problem(object_id, "userPrincipalName", "missing or unusable: user skipped", "error")
+        )
+        return result
+    if not _ADDRESS.match(upn):
+        result.problems.append(
+            Problem(
+                object_id,
+                "userPrincipalName",
+                f"{upn!r} is not an address Learnster can use as userName: user skipped",
+                "error",
+            )
         )
         return result
     enabled = obj.get("accountEnabled", True)
-    if not isinstance(enabled, bool):
+    if isinstance(enabled, str) and enabled.strip().lower() in ("true", "false"):
         result.problems.append(
-            Problem(object_id, "accountEnabled", f"expected a boolean, got {enabled!r}")
+            Problem(object_id, "accountEnabled", f"string {enabled!r} read as a boolean")
+        )
+        enabled = enabled.strip().lower() == "true"
+    elif not isinstance(enabled, bool):
+        result.problems.append(
+            Problem(
+                object_id, "accountEnabled", f"expected a boolean, got {enabled!r}: taken as true"
+            )
         )
         enabled = True
     phones_raw = obj.get("businessPhones") or []
     phones: list[str] = []
     if isinstance(phones_raw, list):
-        phones = [p.strip() for p in phones_raw if isinstance(p, str) and p.strip()]
+        phones = [
+            p
+            for p in (
+                _decode_property(object_id, "businessPhones", x, result.problems)
+                for x in phones_raw
+            )
+            if p
+        ]
     else:
-        result.problems.append(Problem(object_id, "businessPhones", "expected a list"))
+        result.problems.append(Problem(object_id, "businessPhones", "expected a list: dropped"))
     manager_id = _manager_id(obj)
     if manager_id == object_id:
         result.problems.append(Problem(object_id, "manager", "user is their own manager: ignored"))

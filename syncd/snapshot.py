@@ -9,11 +9,13 @@ from typing import Any
 from syncd.mapping import ACTIVE, MANAGER, MappingOptions, map_user
 from syncd.model import (
     GROUP_TYPE,
+    MAX_VALUE_LENGTH,
     USER_STRING_PROPERTIES,
     USER_TYPE,
     DirectoryGroup,
     DirectoryUser,
     Problem,
+    clean_text,
     decode_user,
 )
 from syncd.planner import GroupTarget, LedgerUser, UserTarget
@@ -91,16 +93,18 @@ def fold_groups(
             elif kind == GROUP_TYPE and member_id != object_id:
                 groups.add(member_id)
             # devices, contacts and service principals are not Learnster tag members
-        name = obj.get("displayName", base.display_name if base else "")
-        if not isinstance(name, str) or not name.strip():
-            problems.append(
-                Problem(object_id, "displayName", "group without a name: skipped", "error")
-            )
+        raw_name = obj.get("displayName", base.display_name if base else "")
+        name, notes = clean_text(raw_name) if isinstance(raw_name, str) else ("", [])
+        if not name or len(name) > MAX_VALUE_LENGTH:
+            why = "without a name" if not name else f"name over {MAX_VALUE_LENGTH} characters"
+            problems.append(Problem(object_id, "displayName", f"group {why}: skipped", "error"))
             if before is not None:
                 result[object_id] = before
             continue
+        if notes:
+            problems.append(Problem(object_id, "displayName", f"sent cleaned ({', '.join(notes)})"))
         result[object_id] = (
-            DirectoryGroup(object_id, name.strip(), frozenset(users), frozenset(groups)),
+            DirectoryGroup(object_id, name, frozenset(users), frozenset(groups)),
             None,
         )
     for object_id, reason in removed.items():
@@ -205,6 +209,27 @@ def compute_scope(
     return Scope(users=in_scope, groups=tags)
 
 
+def _duplicate_upns(
+    users: UserSnapshot, in_scope: set[str], ledger: Mapping[str, LedgerUser]
+) -> dict[str, str]:
+    """Users whose UPN another in-scope user also has: id -> the id that keeps it.
+
+    userName is Learnster's unique key, so only one of them can be provisioned: the one already
+    linked, else the lowest object id (deterministic across cycles).
+    """
+    by_upn: dict[str, list[str]] = {}
+    for uid in in_scope:
+        user, removed = users[uid]
+        if removed is None:
+            by_upn.setdefault(user.user_principal_name.casefold(), []).append(uid)
+    losers: dict[str, str] = {}
+    for ids in by_upn.values():
+        if len(ids) > 1:
+            keeper = min(ids, key=lambda i: (i not in ledger, i))
+            losers.update({i: keeper for i in ids if i != keeper})
+    return losers
+
+
 def build_targets(
     users: UserSnapshot,
     groups: GroupSnapshot,
@@ -220,10 +245,22 @@ def build_targets(
     """
     problems: list[Problem] = []
     targets: dict[str, UserTarget] = {}
+    duplicates = _duplicate_upns(users, scope.users, ledger)
+    for uid, other in duplicates.items():
+        problems.append(
+            Problem(
+                uid,
+                "userPrincipalName",
+                f"{users[uid][0].user_principal_name!r} is also the UPN of {other}: user skipped",
+                "error",
+            )
+        )
     for uid, (user, removed) in users.items():
         if removed == "deleted":
             targets[uid] = UserTarget({}, hard_deleted=True)
             continue
+        if uid in duplicates:
+            continue  # neither created nor changed until the directory is unambiguous
         if removed is None and uid in scope.users:
             attrs, user_problems = map_user(user, options)
             if report_for is None or uid in report_for:
