@@ -160,8 +160,9 @@ def _decode_property(object_id: str, name: str, value: Any, problems: list[Probl
         problems.append(Problem(object_id, name, f"expected a string, got {type(value).__name__}"))
         return ""
     cleaned, notes = clean_text(value)
-    if notes and cleaned:
-        problems.append(Problem(object_id, name, f"sent cleaned ({', '.join(notes)})"))
+    if notes:
+        outcome = "sent cleaned" if cleaned else "nothing left after cleaning: dropped"
+        problems.append(Problem(object_id, name, f"{outcome} ({', '.join(notes)})"))
     if len(cleaned) > MAX_VALUE_LENGTH:
         problems.append(
             Problem(

@@ -179,7 +179,10 @@ class ScimSink:
         content = None
         headers = {}
         if body is not None:
-            content = json.dumps(body, ensure_ascii=False).encode()
+            try:
+                content = json.dumps(body, ensure_ascii=False).encode()
+            except UnicodeEncodeError:  # a lone surrogate: send it escaped, as JSON allows
+                content = json.dumps(body).encode()
             headers["Content-Type"] = SCIM_JSON
         async with self._slots:
             try:

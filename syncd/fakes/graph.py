@@ -887,7 +887,11 @@ class FakeGraph:
             "request-id": str(uuid.uuid4()),
             "client-request-id": req.headers.get("client-request-id") or str(uuid.uuid4()),
         }
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: Graph sends it as a \uXXXX escape
+            body = json.dumps(payload, separators=(",", ":")).encode()
         return Response(status, body, headers)
 
     def _route(self, req: Request, seg: list[str]) -> Response:
