@@ -68,7 +68,10 @@ log = logging.getLogger("syncd.engine")
 
 # Above this many creates, list Learnster's users once instead of one lookup per create.
 MATCH_BY_LISTING_ABOVE = 20
-ESCROW_BASE_SECONDS = 300.0
+# Stop sending, like Entra's quarantine, when most operations fail: something is wrong with
+# the target as a whole, and hammering it helps no one.
+QUARANTINE_MIN_OPERATIONS = 50
+QUARANTINE_FAILURE_SHARE = 0.4
 
 
 @dataclass
@@ -90,6 +93,7 @@ class CycleReport:
     stale: list[dict[str, Any]] = field(default_factory=list)  # `apply`: reviewed, now outdated
     duration_seconds: float = 0.0
     interrupted: bool = False  # stopped (SIGTERM) before every operation was sent
+    quarantined: bool = False  # most operations failed: the rest were not sent
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -190,6 +194,19 @@ def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> tuple[Plan, li
     return Plan(phases=tuple(p for p in phases if p), held=held), stale
 
 
+def defer(the_plan: Plan, waiting: set[str]) -> tuple[Plan, list[Operation]]:
+    """Hold back operations on objects whose escrow backoff has not run out yet."""
+    if not waiting:
+        return the_plan, []
+    deferred = [op for op in the_plan.operations if object_id(op) in waiting]
+    phases = tuple(
+        kept
+        for phase in the_plan.phases
+        if (kept := tuple(op for op in phase if object_id(op) not in waiting))
+    )
+    return Plan(phases=phases, held=the_plan.held), deferred
+
+
 def _full_read_due(store: Store, config: Config, now: datetime) -> bool:
     if config.schedule.full_every_days <= 0:
         return False
@@ -216,6 +233,9 @@ class Applier:
         self.cancel = cancel
         self.run_id = run_id
         self._log: list[tuple[str, str, str, str, str]] = []
+        self._attempted = 0
+        self._failed = 0
+        self._intents = store.intents()
         self._done = 0
         self._total = 0
         self.progress = progress
@@ -253,6 +273,10 @@ class Applier:
         if self.cancel is not None and self.cancel.is_set():
             self.report.interrupted = True
             return
+        if self.report.quarantined:
+            self._outcome(op, "not sent (quarantine)")
+            return
+        self._attempted += 1
         try:
             await self._dispatch(op)
         finally:
@@ -281,8 +305,20 @@ class Applier:
         self.report.failures.append((oid, label, error))
         kind = "group" if "group" in op.kind or "members" in op.kind else "user"
         retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
-        self.store.escrow(oid, kind, label, op.kind, error, retry or ESCROW_BASE_SECONDS)
+        self.store.escrow(oid, kind, label, op.kind, error, retry)
         log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+        self._failed += 1
+        if (
+            self._attempted >= QUARANTINE_MIN_OPERATIONS
+            and self._failed > QUARANTINE_FAILURE_SHARE * self._attempted
+            and not self.report.quarantined
+        ):
+            self.report.quarantined = True
+            log.error(
+                "quarantine: %d of %d operations failed; no more are sent this cycle",
+                self._failed,
+                self._attempted,
+            )
 
     def _outcome(self, op: Operation, outcome: str, detail: str = "") -> None:
         self.report.count(op.kind, outcome)
@@ -328,6 +364,8 @@ class Applier:
 
     async def _create_user(self, op: CreateUser) -> None:
         user_name = str(op.attrs[USER_NAME])
+        if op.user_id in self._intents and self._existing_by_name is None:
+            log.info("%s: a create was interrupted before; matching it first", user_name)
         existing = await self._match(user_name)
         if existing is None:
             manager = op.attrs.get(MANAGER)
@@ -335,6 +373,7 @@ class Applier:
             sent = dict(op.attrs)
             if manager and manager_scim is None:
                 sent.pop(MANAGER)  # manager failed or is not there yet: a later cycle links it
+            self.store.record_intent(op.user_id, user_name)
             try:
                 created = await self.sink.create_user(build_user_resource(sent, manager_scim))
             except ConflictError:
@@ -619,6 +658,10 @@ async def run_cycle(
         )
         if approved is not None:
             report.plan, report.stale = restrict_plan(report.plan, approved)
+        if not dry_run:
+            report.plan, deferred = defer(report.plan, store.deferred(now))
+            for op in deferred:
+                report.count(op.kind, "deferred")
         report.held = len(report.plan.held)
         report.labels = _labels(read.users, read.groups)
         if dry_run:
@@ -659,6 +702,11 @@ async def run_cycle(
                     await sink.aclose()
         if report.failures:
             report.exit_code = ExitCode.PARTIAL
+        if report.quarantined:
+            report.message = (
+                f"quarantine: more than {QUARANTINE_FAILURE_SHARE:.0%} of the operations failed, "
+                "so the rest were not sent; see 'syncd status' for the errors"
+            )
         if report.interrupted:
             report.message = "stopped on request; the operations not yet sent follow next cycle"
         if not read.complete:

@@ -20,6 +20,7 @@ from syncd.store import Store
 log = logging.getLogger("syncd.health")
 
 OK, PARTIAL, GUARD, AUTH, CONFIG = "ok", "partial", "guard", "auth", "config"
+QUARANTINE = "quarantine"
 _STATE_OF = {
     ExitCode.OK: OK,
     ExitCode.PARTIAL: PARTIAL,
@@ -42,6 +43,11 @@ _WHAT_TO_DO = {
         "Diagnose with: syncd check"
     ),
     CONFIG: "The configuration is not usable. Fix it, then run: syncd check",
+    QUARANTINE: (
+        "Most SCIM requests failed, so syncd stopped sending for this cycle (quarantine).\n"
+        "See the errors with: syncd status --log\n"
+        "Test the connection with: syncd check"
+    ),
 }
 
 
@@ -66,6 +72,7 @@ class Transition:
             GUARD: "deletion guard tripped",
             AUTH: "authentication or connection failure",
             CONFIG: "configuration error",
+            QUARANTINE: "quarantined, most requests to Learnster failed",
         }
         return f"[syncd] {host}: {titles.get(self.after, self.after)}"
 
@@ -84,7 +91,7 @@ class Transition:
 
 def observe(store: Store, report: CycleReport, now: datetime) -> Transition | None:
     """Record the health a cycle leaves behind; a Transition when it differs from before."""
-    state = _STATE_OF.get(report.exit_code)
+    state = QUARANTINE if report.quarantined else _STATE_OF.get(report.exit_code)
     if state is None:  # the lock was busy: that cycle says nothing about health
         return None
     raw = store.get_meta("health")

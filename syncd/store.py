@@ -22,6 +22,8 @@ from syncd.planner import LedgerGroup, LedgerUser
 
 SCHEMA_VERSION = 1
 LOG_KEEP_DAYS = 30
+ESCROW_BASE_SECONDS = 300.0  # first retry after 5 minutes, doubling per failure ...
+ESCROW_MAX_SECONDS = 86400.0  # ... up to once a day
 
 
 def utcnow() -> datetime:
@@ -111,6 +113,15 @@ class LogRow(SQLModel, table=True):
     operation: str
     outcome: str
     detail: str = ""
+
+
+class IntentRow(SQLModel, table=True):
+    """A create that was sent but not yet acknowledged in the ledger."""
+
+    __tablename__ = "create_intent"
+    graph_id: str = Field(primary_key=True)
+    user_name: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 class MetaRow(SQLModel, table=True):
@@ -315,6 +326,7 @@ class Store:
                 "scim_id = excluded.scim_id, attrs = excluded.attrs, updated_at = excluded.updated_at",
                 (graph_id, entry.scim_id, attrs, adopted, _sql_now()),
             )
+            self._raw.execute("DELETE FROM create_intent WHERE graph_id = ?", (graph_id,))
             self._clear_escrow(graph_id)
 
     def drop_user(self, graph_id: str) -> None:
@@ -378,9 +390,13 @@ class Store:
         label: str,
         operation: str,
         error: str,
-        retry_after: float,
+        retry_after: float | None = None,
     ) -> None:
-        """Keep a failed object pending, with its error and when to try again."""
+        """Keep a failed object pending, with its error and when to try again.
+
+        The wait doubles with each failure (5 minutes to a day); a server's Retry-After that
+        asks for longer wins.
+        """
         now = utcnow()
         with self.session() as s:
             row = s.get(EscrowRow, object_id)
@@ -395,10 +411,31 @@ class Store:
             else:
                 row.attempts += 1
                 row.operation, row.error, row.label = operation, error, label
-            row.next_retry_at = datetime.fromtimestamp(now.timestamp() + retry_after, UTC)
+            backoff = min(ESCROW_BASE_SECONDS * 2 ** (row.attempts - 1), ESCROW_MAX_SECONDS)
+            delay = max(backoff, retry_after or 0.0)
+            row.next_retry_at = datetime.fromtimestamp(now.timestamp() + delay, UTC)
             s.add(row)
             s.commit()
         self._escrowed.add(object_id)
+
+    def deferred(self, now: datetime) -> set[str]:
+        """Objects in escrow whose next retry is still to come."""
+        rows = self._raw.execute(
+            "SELECT object_id FROM escrow WHERE next_retry_at > ?",
+            (now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        )
+        return {row[0] for row in rows}
+
+    def record_intent(self, graph_id: str, user_name: str) -> None:
+        """Before a create: if we crash after Learnster acts, the next cycle knows to match."""
+        with self._raw:
+            self._raw.execute(
+                "INSERT OR REPLACE INTO create_intent (graph_id, user_name, at) VALUES (?, ?, ?)",
+                (graph_id, user_name, _sql_now()),
+            )
+
+    def intents(self) -> dict[str, str]:
+        return dict(self._raw.execute("SELECT graph_id, user_name FROM create_intent"))
 
     def escrows(self) -> list[EscrowRow]:
         with self.session() as s:

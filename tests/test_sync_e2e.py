@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -266,9 +267,14 @@ def test_a_learnster_400_for_one_user_leaves_the_others_applied_and_status_lists
     assert main(["status", "--json", "--config", str(h.config_path)]) == 0
     assert '"error": "title contains a forbidden word"' in capsys.readouterr().out
 
-    # Fixed in Learnster's eyes: the next cycle creates the user and clears the escrow.
+    # Right away, the failed user waits for its backoff; the others are not held up.
     h.learnster.clear_rejections()
-    again = h.sync()
+    soon = h.sync()
+    assert soon.outcomes["create_user"]["deferred"] == 1
+    assert h.learnster.user_by_username(victim["userPrincipalName"]) is None
+    # Fixed in Learnster's eyes: once the backoff has run out, it is created, escrow cleared.
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    again = h.sync(now=later)
     assert again.exit_code == ExitCode.OK
     assert h.learnster.user_by_username(victim["userPrincipalName"]) is not None
     capsys.readouterr()
