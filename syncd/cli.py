@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syncd import __version__
-from syncd.config import Config, config_path, learnster_token, load_config
+from syncd.config import Config, config_path, load_config
 from syncd.engine import CycleReport, run_cycle
 from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
 from syncd.health import Metrics, after_cycle
@@ -464,13 +464,7 @@ async def _drift(config: Config, store: Store) -> list[Any]:
     from syncd.drift import find_drift
     from syncd.sink import ScimSink
 
-    async with ScimSink(
-        config.learnster.tenant_url,
-        learnster_token(config),
-        max_concurrency=config.learnster.max_concurrency,
-        timeout_seconds=config.learnster.timeout_seconds,
-        ca_file=config.learnster.ca_file,
-    ) as sink:
+    async with ScimSink.from_config(config) as sink:
         return await find_drift(sink, store.ledger_users(), store.ledger_groups())
 
 
@@ -502,12 +496,8 @@ def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> in
             console.print("[green]✓[/] Graph: groups and members readable")
         finally:
             await source.aclose()
-        async with ScimSink(
-            config.learnster.tenant_url,
-            learnster_token(config),
-            timeout_seconds=min(config.learnster.timeout_seconds, 30),
-            ca_file=config.learnster.ca_file,
-            max_attempts=2,
+        async with ScimSink.from_config(
+            config, timeout_seconds=min(config.learnster.timeout_seconds, 30), max_attempts=2
         ) as sink:
             await sink.check(str(uuid.uuid4()))
         console.print(

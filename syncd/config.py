@@ -71,6 +71,7 @@ class LearnsterConfig:
     max_concurrency: int = 8
     timeout_seconds: float = 60.0
     ca_file: str = ""
+    max_requests_per_second: float = 0.0  # 0 = no client-side rate limit
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,9 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         max_concurrency=_int(learnster, "max_concurrency", 8, "learnster", source, low=1, high=64),
         timeout_seconds=_number(learnster, "timeout_seconds", 60.0, "learnster", source),
         ca_file=_str(learnster, "ca_file", "learnster", source),
+        max_requests_per_second=_number(
+            learnster, "max_requests_per_second", 0.0, "learnster", source, allow_zero=True
+        ),
     )
 
     scope = _section(data, "scope", source)
@@ -463,10 +467,20 @@ def _int(
     return value
 
 
-def _number(table: Mapping[str, Any], key: str, default: float, section: str, source: str) -> float:
+def _number(
+    table: Mapping[str, Any],
+    key: str,
+    default: float,
+    section: str,
+    source: str,
+    *,
+    allow_zero: bool = False,
+) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{source}: [{section}] {key} must be a positive number")
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if not valid or value < 0 or (value == 0 and not allow_zero):
+        kind = "a number ≥ 0" if allow_zero else "a positive number"
+        raise ConfigError(f"{source}: [{section}] {key} must be {kind}")
     return float(value)
 
 

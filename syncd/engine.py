@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.config import Config, learnster_token
+from syncd.config import Config
 from syncd.errors import ConfigError, ExitCode, SourceError, StopCycle
 from syncd.mapping import (
     MANAGER,
@@ -229,7 +229,9 @@ class Applier:
         cancel: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: int | None = None,
+        now: datetime | None = None,
     ) -> None:
+        self.now = now
         self.cancel = cancel
         self.run_id = run_id
         self._log: list[tuple[str, str, str, str, str]] = []
@@ -267,6 +269,32 @@ class Applier:
                     return
         finally:
             self.flush_log()
+        await self.settle_groups()
+
+    async def settle_groups(self) -> None:
+        """Remove second copies of tags whose create was retried (a lost answer, applied twice).
+
+        Checked again next cycle too: a slow first POST can land after this check.
+        """
+        previous = json.loads(self.store.get_meta("groups_in_doubt") or "[]")
+        in_doubt = sorted(set(previous) | self.sink.groups_in_doubt)
+        for graph_id in in_doubt:
+            linked = self.groups.get(graph_id)
+            if linked is None:
+                continue
+            try:
+                copies = await self.sink.find_groups(graph_id)
+                for copy in copies:
+                    if copy["id"] != linked.scim_id:
+                        log.warning(
+                            "removing a duplicate tag %s (%s)", linked.display_name, copy["id"]
+                        )
+                        await self.sink.delete_group(copy["id"])
+            except ScimError as exc:
+                log.warning("could not check tag %s for duplicates: %s", graph_id, exc)
+        self.store.set_meta(
+            "groups_in_doubt", json.dumps(sorted(self.sink.groups_in_doubt)) or None
+        )
 
     async def _apply_one(self, op: Operation) -> None:
         # A stop request is a checkpoint: what was sent is in the ledger, the rest waits.
@@ -305,7 +333,7 @@ class Applier:
         self.report.failures.append((oid, label, error))
         kind = "group" if "group" in op.kind or "members" in op.kind else "user"
         retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
-        self.store.escrow(oid, kind, label, op.kind, error, retry)
+        self.store.escrow(oid, kind, label, op.kind, error, retry, now=self.now)
         log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
         self._failed += 1
         if (
@@ -675,15 +703,11 @@ async def run_cycle(
             read.links,
             full_read_at=now if read.full and read.complete else None,
         )
-        if len(report.plan):
+        # After a cycle whose tag creates were retried, check those tags once more even when
+        # nothing else is to be sent (the only reads a quiet cycle may make).
+        if len(report.plan) or store.get_meta("groups_in_doubt"):
             own_sink = sink is None
-            sink = sink or ScimSink(
-                config.learnster.tenant_url,
-                learnster_token(config),
-                max_concurrency=config.learnster.max_concurrency,
-                timeout_seconds=config.learnster.timeout_seconds,
-                ca_file=config.learnster.ca_file,
-            )
+            sink = sink or ScimSink.from_config(config)
             try:
                 applier = Applier(
                     sink,
@@ -694,6 +718,7 @@ async def run_cycle(
                     cancel=cancel,
                     progress=progress,
                     run_id=run_id,
+                    now=now,
                 )
                 await applier.apply(report.plan, config.learnster.max_concurrency)
             finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from syncd.config import Config, learnster_token
+from syncd.config import Config
 from syncd.engine import Applier, CycleReport
 from syncd.errors import ConfigError, ExitCode, StopCycle
 from syncd.mapping import MANAGER, MappingOptions, map_user
@@ -86,13 +86,7 @@ async def provision(config: Config, store: Store, key: str) -> CycleReport:
         if not len(report.plan):
             report.message = f"{user.user_principal_name} is already up to date in Learnster"
             return report
-        async with ScimSink(
-            config.learnster.tenant_url,
-            learnster_token(config),
-            max_concurrency=config.learnster.max_concurrency,
-            timeout_seconds=config.learnster.timeout_seconds,
-            ca_file=config.learnster.ca_file,
-        ) as sink:
+        async with ScimSink.from_config(config) as sink:
             run_id = store.start_run("provision", False)
             applier = Applier(
                 sink, store, report, report.labels, config.sync.member_batch_size, run_id=run_id

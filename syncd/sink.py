@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from syncd import __version__
-from syncd.config import Secret, tls_verify
+from syncd.config import Config, Secret, learnster_token, tls_verify
 from syncd.errors import StopCycle, SyncdError
 from syncd.mapping import PATCH_SCHEMA
 
@@ -99,6 +99,23 @@ def _scim_filter_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _Pacer:
+    """Client-side rate limit: requests start at most ``rate`` per second, evenly spaced."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
 class ScimSink:
     """One Learnster tenant. Bounded concurrency, keep-alive connections, tenacity retries."""
 
@@ -113,6 +130,7 @@ class ScimSink:
         max_attempts: int = 5,
         max_retry_seconds: float = 120.0,
         backoff_base: float = 0.5,
+        max_requests_per_second: float = 0.0,
     ) -> None:
         self.tenant_url = tenant_url.rstrip("/")
         self._client = httpx.AsyncClient(
@@ -129,10 +147,25 @@ class ScimSink:
             verify=tls_verify(ca_file),
         )
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._pacer = _Pacer(max_requests_per_second) if max_requests_per_second > 0 else None
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
         self._backoff_base = backoff_base
         self.requests: Counter[str] = Counter()  # "POST /Users" -> count, for reports and tests
+        # externalIds whose POST /Groups may have been applied more than once (see create_group)
+        self.groups_in_doubt: set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> ScimSink:
+        """The sink ``[learnster]`` describes (the Secret Token read now, never stored)."""
+        settings: dict[str, Any] = {
+            "max_concurrency": config.learnster.max_concurrency,
+            "timeout_seconds": config.learnster.timeout_seconds,
+            "ca_file": config.learnster.ca_file,
+            "max_requests_per_second": config.learnster.max_requests_per_second,
+        }
+        settings.update(overrides)
+        return cls(config.learnster.tenant_url, learnster_token(config), **settings)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -152,6 +185,14 @@ class ScimSink:
         # Exponential backoff with full jitter.
         return random.uniform(0, self._backoff_base * 2 ** (state.attempt_number - 1))
 
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
+            wait=self._wait,
+            reraise=True,
+        )
+
     async def _request(
         self,
         method: str,
@@ -160,13 +201,7 @@ class ScimSink:
         body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
-            wait=self._wait,
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in self._retrying():
             with attempt:
                 return await self._send_once(method, path, body=body, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -184,6 +219,8 @@ class ScimSink:
             except UnicodeEncodeError:  # a lone surrogate: send it escaped, as JSON allows
                 content = json.dumps(body).encode()
             headers["Content-Type"] = SCIM_JSON
+        if self._pacer is not None:
+            await self._pacer.wait()
         async with self._slots:
             try:
                 response = await self._client.request(
@@ -276,8 +313,34 @@ class ScimSink:
     # -- groups -----------------------------------------------------------------------------
 
     async def create_group(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        response = await self._request("POST", "/Groups", body=resource)
-        return self._resource("POST", "/Groups", response)
+        """POST a group; a retry first looks for it, since tag names are not unique.
+
+        A POST that timed out or lost its answer may have been applied: posting again would
+        make a second tag ("Sales (2)"), so before each retry the group is looked up by its
+        externalId (the Graph object id).
+        """
+        external_id = resource.get("externalId")
+        async for attempt in self._retrying():
+            with attempt:
+                if attempt.retry_state.attempt_number > 1 and isinstance(external_id, str):
+                    # The earlier POST may still land after this lookup: settle it later.
+                    self.groups_in_doubt.add(external_id)
+                    found = await self.find_groups(external_id)
+                    if found:
+                        return found[0]
+                response = await self._send_once("POST", "/Groups", body=resource, params=None)
+                return self._resource("POST", "/Groups", response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def find_groups(self, external_id: str) -> list[dict[str, Any]]:
+        """Every Learnster group whose externalId is ``external_id`` (normally one)."""
+        params = {"filter": f"externalId eq {_scim_filter_string(external_id)}"}
+        response = await self._request("GET", "/Groups", params=params)
+        return [
+            r
+            for r in self._list_resources("GET /Groups", response)
+            if r.get("externalId") == external_id
+        ]
 
     async def patch_group(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
         await self._patch(f"/Groups/{scim_id}", operations)

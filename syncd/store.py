@@ -20,7 +20,7 @@ from syncd.errors import ConfigError, LockHeld
 from syncd.model import DirectoryGroup, DirectoryUser
 from syncd.planner import LedgerGroup, LedgerUser
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOG_KEEP_DAYS = 30
 ESCROW_BASE_SECONDS = 300.0  # first retry after 5 minutes, doubling per failure ...
 ESCROW_MAX_SECONDS = 86400.0  # ... up to once a day
@@ -153,14 +153,38 @@ class Store:
             ) from None
         self.engine: Engine = create_engine(f"sqlite:///{self.path}")
         event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+        SQLModel.metadata.create_all(self.engine)  # new tables; existing ones are migrated
         with Session(self.engine) as session:
-            if session.get(MetaRow, "schema_version") is None:
+            row = session.get(MetaRow, "schema_version")
+            version = int(row.value) if row is not None else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"state database {self.path} has schema version {version}, newer than this "
+                    f"syncd knows ({SCHEMA_VERSION}): upgrade syncd, or restore a backup"
+                )
+            if row is None:
                 session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
                 session.commit()
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         self._raw_holder = self.engine.raw_connection()
         self._raw: sqlite3.Connection = self._raw_holder.driver_connection  # type: ignore[assignment]
         self._escrowed = {row[0] for row in self._raw.execute("SELECT object_id FROM escrow")}
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older state database up to SCHEMA_VERSION, one step per transaction."""
+        raw = self.engine.raw_connection()
+        try:
+            db: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            while version < SCHEMA_VERSION:
+                with db:
+                    MIGRATIONS[version](db)
+                    version += 1
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                    )
+        finally:
+            raw.close()
 
     def close(self) -> None:
         self._raw_holder.close()
@@ -391,13 +415,14 @@ class Store:
         operation: str,
         error: str,
         retry_after: float | None = None,
+        now: datetime | None = None,
     ) -> None:
         """Keep a failed object pending, with its error and when to try again.
 
         The wait doubles with each failure (5 minutes to a day); a server's Retry-After that
         asks for longer wins.
         """
-        now = utcnow()
+        now = now or utcnow()
         with self.session() as s:
             row = s.get(EscrowRow, object_id)
             if row is None:
@@ -511,6 +536,20 @@ class Store:
             ):
                 result[name] = int(s.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())  # noqa: S608 - fixed names
             return result
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Group memberships move from a JSON column to their own table (one row per member)."""
+    rows = db.execute("SELECT graph_id, members FROM ledger_group").fetchall()
+    db.executemany(
+        "INSERT OR IGNORE INTO ledger_member (group_id, user_id) VALUES (?, ?)",
+        [(gid, uid) for gid, members in rows for uid in json.loads(members or "[]")],
+    )
+    db.execute("ALTER TABLE ledger_group DROP COLUMN members")
+
+
+# MIGRATIONS[n] turns schema n into n + 1; the tables added by n + 1 exist already.
+MIGRATIONS = {1: _migrate_1_to_2}
 
 
 def _sql_now() -> str:

@@ -77,6 +77,12 @@ class Harness:
         self.config_path = write_config(self.config_path.parent, self.graph, self.learnster, extra)
         self.config = load_config(str(self.config_path))
 
+    def edit_config(self, old: str, new: str) -> None:
+        text = self.config_path.read_text()
+        assert old in text, old
+        self.config_path.write_text(text.replace(old, new))
+        self.config = load_config(str(self.config_path))
+
     def scim_requests(self) -> list[Any]:
         return [r for r in self.learnster.requests if r.status]
 

@@ -1,0 +1,299 @@
+"""Faults, crashes and upgrades lose nothing and duplicate no one (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from syncd.config import Secret
+from syncd.errors import ExitCode
+from syncd.fakes.generator import generate_organisation
+from syncd.fakes.learnster import FakeLearnster
+from syncd.sink import ScimSink, parse_retry_after
+from syncd.store import SCHEMA_VERSION, Store
+from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
+from tests.test_sync_e2e import assert_user_matches
+
+DATA = Path(__file__).parent / "data"
+CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3", 3.0),
+        ("0.25", 0.25),
+        (" 2.5 ", 2.5),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-4", 0.0),
+        ("100000", 300.0),  # capped: a server's typo must not park syncd for a day
+    ],
+)
+def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = time.time()
+    when = format_datetime(datetime.fromtimestamp(now + 7, UTC), usegmt=True)
+    waited = parse_retry_after(when, now=now)
+    assert waited is not None
+    assert 6 <= waited <= 7
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_throttling_is_retried_honouring_retry_after() -> None:
+    with FakeLearnster(token="t") as fake:
+        fake.fail_next(2, 429, retry_after="0.3")
+
+        async def create() -> float:
+            async with ScimSink(fake.base_url, Secret("t"), backoff_base=0.01) as sink:
+                started = time.monotonic()
+                await sink.create_user({"schemas": [CORE], "userName": "a@x.example"})
+                return time.monotonic() - started
+
+        elapsed = run(create())
+        assert isinstance(elapsed, float)
+        assert elapsed >= 0.6  # two waits of Retry-After
+        assert [r.status for r in fake.requests] == [429, 429, 201]
+
+
+def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
+    from syncd.sink import TransientError
+
+    with FakeLearnster(token="t") as fake:
+        fake.fail_next(1, 503)
+        fake.drop_next(1)
+
+        async def create(name: str) -> None:
+            async with ScimSink(fake.base_url, Secret("t"), backoff_base=0.01) as sink:
+                await sink.create_user({"schemas": [CORE], "userName": name})
+
+        run(create("b@x.example"))
+        assert fake.user_by_username("b@x.example") is not None
+        fake.fail_next(10, 502)
+        with pytest.raises(TransientError):
+            run(create("c@x.example"))
+        assert sum(1 for r in fake.requests if r.status == 502) == 5  # bounded attempts
+
+
+def test_a_timeout_is_retried_and_the_conflict_resolved_by_adoption(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=8)
+    h.edit_config("timeout_seconds = 10", "timeout_seconds = 0.5")
+    h.learnster.slow_next(1, seconds=1.0)  # applied after 1 s, answered too late
+    report = h.sync()
+    assert report.exit_code == ExitCode.OK, report.failures
+    names = [u["userName"].lower() for u in h.learnster.users.values()]
+    assert len(names) == len(set(names)) == sum(1 for u in h.graph.users if u.get("accountEnabled"))
+
+
+def test_client_side_rate_limit() -> None:
+    with FakeLearnster(token="t") as fake:
+
+        async def burst() -> float:
+            async with ScimSink(
+                fake.base_url, Secret("t"), max_concurrency=8, max_requests_per_second=20
+            ) as sink:
+                started = time.monotonic()
+                await asyncio.gather(*(sink.find_user(f"u{i}@x.example") for i in range(21)))
+                return time.monotonic() - started
+
+        elapsed = run(burst())
+        assert isinstance(elapsed, float)
+        assert elapsed >= 0.95  # 21 starts at most 20 per second, evenly spaced
+
+
+def test_escrow_backoff_grows_and_failed_objects_do_not_block_others(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=12)
+    victim = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.learnster.reject(victim["userPrincipalName"], 400, detail="rejected")
+    start = datetime.now(UTC)
+    waits = []
+    for minutes in (0, 6, 17, 38):
+        now = start + timedelta(minutes=minutes)
+        report = h.sync(now=now)
+        assert report.exit_code == ExitCode.PARTIAL
+        store = Store(h.config.state_database)
+        try:
+            [escrow] = store.escrows()
+        finally:
+            store.close()
+        waits.append(round((escrow.next_retry_at.replace(tzinfo=UTC) - now).total_seconds() / 60))
+        assert escrow.attempts == len(waits)
+    assert waits[:3] == [5, 10, 20]
+    assert waits[3] >= 40
+    enabled = sum(1 for u in h.graph.users if u.get("accountEnabled"))
+    assert len(h.learnster.users) == enabled - 1
+
+
+def test_quarantine_stops_sending_when_most_operations_fail(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=120)
+    for user in h.graph.users:
+        h.learnster.reject(user["userPrincipalName"], 400, detail="Learnster is broken today")
+    report = h.sync()
+    assert report.quarantined
+    assert "quarantine" in report.message
+    posts = [r for r in h.scim_requests() if r.method == "POST" and r.path == "/Users"]
+    enabled = sum(1 for u in h.graph.users if u.get("accountEnabled"))
+    assert 50 <= len(posts) < enabled
+    assert report.outcomes["create_user"]["not sent (quarantine)"] == enabled - len(posts)
+
+
+def expected_state(h: Harness) -> None:
+    """Learnster holds exactly the directory: every user once, right values, right tags."""
+    enabled = {u["id"]: u for u in h.graph.users if u.get("accountEnabled")}
+    names = [u["userName"].lower() for u in h.learnster.users.values()]
+    assert len(names) == len(set(names)), "a userName exists twice"
+    assert len(names) == len(enabled)
+    scim = {}
+    for uid, user in enabled.items():
+        resource = h.learnster.user_by_username(user["userPrincipalName"])
+        assert resource is not None
+        assert_user_matches(user, resource)
+        scim[uid] = resource["id"]
+    for group in h.graph.groups:
+        tag = h.learnster.group_by_external_id(group["id"])
+        assert tag is not None
+        members = {m["value"] for m in tag.get("members", [])}
+        assert members == {scim[m] for m in h.graph.member_ids(group["id"]) if m in enabled}
+    tags = [g["externalId"] for g in h.learnster.groups.values()]
+    assert len(tags) == len(set(tags)), "a tag exists twice"
+
+
+@pytest.mark.slow
+def test_ten_percent_faults_converge_within_three_cycles(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(generate_organisation(2000, seed=31))
+    h.edit_config("timeout_seconds = 10", "timeout_seconds = 0.5")
+    h.learnster.fault_rate = 0.10
+    h.learnster.slow_seconds = 0.8  # slower than the 0.5 s timeout, applied all the same
+    h.learnster.retry_after_seconds = 0.05
+    now = datetime.now(UTC)
+    for cycle in range(3):
+        report = h.sync(now=now + timedelta(days=cycle))  # past any escrow backoff
+        if report.exit_code == ExitCode.OK and not report.failures:
+            break
+    h.learnster.fault_rate = 0.0
+    faults = {r.fault for r in h.learnster.requests if r.fault}
+    assert len(faults) >= 4  # 429, 5xx, dropped, slow all happened
+    expected_state(h)
+
+
+@pytest.mark.slow
+def test_sigkill_at_five_random_moments_loses_and_duplicates_nothing(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(generate_organisation(3000, seed=41))
+    h.learnster.latency_ms = 5
+    env = dict(
+        os.environ, SYNCD_GRAPH_ACCESS_TOKEN=GRAPH_TOKEN, SYNCD_LEARNSTER_TOKEN=LEARNSTER_TOKEN
+    )
+    rng = random.Random(5)
+    enabled = sum(1 for u in h.graph.users if u.get("accountEnabled"))
+    # One kill early (during the Graph read or the listing), four when Learnster holds a
+    # random number of the users: always in the middle of something.
+    moments = [("seconds", rng.uniform(0.5, 1.5))] + [
+        ("users", n) for n in sorted(rng.sample(range(200, enabled - 200), 4))
+    ]
+    kills = 0
+    for kind, value in moments:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "sync", "--config", str(h.config_path)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + (value if kind == "seconds" else 120)
+        while process.poll() is None and time.monotonic() < deadline:
+            if kind == "users" and len(h.learnster.users) >= value:
+                break
+            time.sleep(0.005)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills == 5  # every run really was cut short
+    report = h.sync()
+    assert report.exit_code == ExitCode.OK, report.failures
+    expected_state(h)
+    h.learnster.clear_requests()
+    assert h.sync().exit_code == ExitCode.OK
+    assert h.scim_requests() == []
+
+
+def test_an_upgrade_from_schema_1_keeps_links_escrows_and_delta_links(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    with sqlite3.connect(database) as db:
+        db.executescript((DATA / "schema_v1.sql").read_text())
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute(
+            "INSERT INTO ledger_user VALUES ('u1', 'scim-1', ?, 0, '2026-11-01 00:00:00.000000')",
+            (json.dumps({"userName": "a@x.example", "active": True}),),
+        )
+        db.execute(
+            "INSERT INTO ledger_group VALUES ('g1', 'scim-g1', 'Sales', ?, "
+            "'2026-11-01 00:00:00.000000')",
+            (json.dumps(["u1", "u2"]),),
+        )
+        db.execute(
+            "INSERT INTO escrow VALUES ('u2', 'user', 'b@x.example', 'create_user', 'bad phone', "
+            "3, '2026-11-01 00:00:00.000000', '2026-11-02 00:00:00.000000')"
+        )
+        db.execute(
+            "INSERT INTO delta_link VALUES ('users', 'https://graph/users/delta?t=1', "
+            "'2026-11-01 00:00:00.000000')"
+        )
+    store = Store(str(database))
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert store.ledger_users()["u1"].scim_id == "scim-1"
+        group = store.ledger_groups()["g1"]
+        assert (group.scim_id, group.display_name, group.members) == (
+            "scim-g1",
+            "Sales",
+            frozenset({"u1", "u2"}),
+        )
+        [escrow] = store.escrows()
+        assert (escrow.object_id, escrow.error, escrow.attempts) == ("u2", "bad phone", 3)
+        assert store.delta_links() == {"users": "https://graph/users/delta?t=1"}
+    finally:
+        store.close()
+    columns = [r[1] for r in sqlite3.connect(database).execute("PRAGMA table_info(ledger_group)")]
+    assert "members" not in columns
+    Store(str(database)).close()  # opening again is a no-op
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    from syncd.errors import ConfigError
+
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError, match="schema version 99, newer than this syncd knows"):
+        Store(str(database))
