@@ -824,6 +824,20 @@ def test_control_api_scripts_the_tenant(
     assert httpx.get(f"{control}/requests").json()
 
 
+def test_control_api_bulk_updates_users(fake: FakeGraph, org: Organisation) -> None:
+    control = f"{fake.origin}/_fake"
+    ids = [u["id"] for u in org.users[:3]]
+    updates = [{"id": uid, "jobTitle": f"Bulk {i}"} for i, uid in enumerate(ids)]
+    answer = httpx.post(f"{control}/users/bulk-update", json=updates)
+    assert answer.status_code == 201
+    assert answer.json() == {"updated": 3}
+    titles = {u["id"]: u["jobTitle"] for u in fake.users}
+    assert [titles[uid] for uid in ids] == ["Bulk 0", "Bulk 1", "Bulk 2"]
+    assert httpx.post(f"{control}/users/bulk-update", json=[{"jobTitle": "x"}]).status_code == 400
+    assert httpx.post(f"{control}/users/bulk-update", json={"a": 1}).status_code == 400
+    assert httpx.post(f"{control}/users/bulk-update", json=[{"id": "nope"}]).status_code == 404
+
+
 # ---------------------------------------------------------------- command line
 
 

@@ -22,7 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
     graph.add_argument("--users", type=int, default=200, help="number of users to generate")
     graph.add_argument("--groups", type=int, default=None, help="number of groups to generate")
-    graph.add_argument("--memberships-per-user", type=float, default=2.5)
+    graph.add_argument(
+        "--memberships-per-user",
+        "--memberships",
+        type=float,
+        default=2.5,
+        help="average direct group memberships of a user",
+    )
     graph.add_argument("--seed", type=int, default=1, help="generator seed")
     graph.add_argument("--token", default=None, help="a bearer token accepted as-is")
     graph.add_argument("--tenant-id", default="contoso.example")
@@ -37,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     graph.add_argument("--delta-page-size", type=int, default=200)
     graph.add_argument(
+        "--page-size-max", type=int, default=999, help="largest $top a list request may ask for"
+    )
+    graph.add_argument(
         "--permissions",
         default="User.Read.All,GroupMember.Read.All",
         help="comma-separated application permissions the app holds",
@@ -48,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     learnster.add_argument("--latency-ms", type=float, default=0.0)
     learnster.add_argument("--fault-rate", type=float, default=0.0)
     learnster.add_argument("--seed", type=int, default=0)
+    learnster.add_argument(
+        "--page-size-max", type=int, default=1000, help="largest page a list request returns"
+    )
+    learnster.add_argument(
+        "--no-log",
+        action="store_true",
+        help="keep no request log (saves memory in long benchmark runs)",
+    )
     return parser
 
 
@@ -94,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             permissions={p.strip() for p in args.permissions.split(",") if p.strip()},
             delta_page_size=args.delta_page_size,
+            page_size_max=args.page_size_max,
             own_org=True,  # the generated dicts are not needed here: do not copy them
         )
         del org
@@ -116,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         seed=args.seed,
+        page_size_max=args.page_size_max,
     )
+    learnster.log_requests = not args.no_log
     learnster.start()
     print(learnster.base_url, flush=True)
     try:

@@ -253,6 +253,8 @@ class FakeGraph:
     - ``POST /_fake/users`` {props} -> {"id"}; ``PATCH /_fake/users/{id}`` {props};
       ``DELETE /_fake/users/{id}`` (hard delete); ``PUT /_fake/users/{id}/manager``
       {"managerId": id|null}; ``POST /_fake/users/{id}/disable|enable|softDelete|restore``
+    - ``POST /_fake/users/bulk-update`` [{"id", props}, ...] -> {"updated": n}: many
+      ``PATCH /_fake/users/{id}`` in one request (applied in order; stops at the first error)
     - ``POST /_fake/groups`` {props, "memberIds"} -> {"id"}; ``PATCH|DELETE /_fake/groups/{id}``;
       ``POST /_fake/groups/{id}/members`` {"id"}; ``DELETE /_fake/groups/{id}/members/{member}``
     - ``POST /_fake/devices|contacts`` {props, "groupIds"} -> {"id"}
@@ -1838,9 +1840,11 @@ class FakeGraph:
 
     def _control(self, req: Request, seg: list[str]) -> Response:
         try:
-            body = req.json() or {}
+            body = req.json()
         except ValueError:
             return Response.json({"error": "body is not JSON"}, 400)
+        if body is None:
+            body = {}
         try:
             result = self._control_dispatch(req.method, seg, body)
         except KeyError as exc:
@@ -1851,6 +1855,18 @@ class FakeGraph:
             return Response(204)
         return Response.json(result, 201 if req.method == "POST" else 200)
 
+    def _bulk_update_users(self, updates: Any) -> int:
+        if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+            raise TypeError("bulk-update takes a JSON list of objects with an 'id'")
+        with self._lock:
+            for update in updates:
+                props = dict(update)
+                uid = props.pop("id", None)
+                if not isinstance(uid, str):
+                    raise ValueError(f"bulk-update entry without a string 'id': {update!r}")
+                self.update_user(uid, **props)
+        return len(updates)
+
     def _control_dispatch(self, method: str, seg: list[str], body: Any) -> Any:
         route = (method, *seg)
         match route:
@@ -1858,6 +1874,8 @@ class FakeGraph:
                 return {"id": self.add_user(body)}
             case ("PATCH", "users", uid):
                 self.update_user(uid, **body)
+            case ("POST", "users", "bulk-update"):
+                return {"updated": self._bulk_update_users(body)}
             case ("DELETE", "users", uid):
                 self.hard_delete_user(uid)
             case ("PUT", "users", uid, "manager"):

@@ -1,0 +1,696 @@
+"""End-to-end benchmark: ``syncd sync`` against the fake Graph and the fake Learnster.
+
+Starts both fakes in their own processes (``python -m syncd.fakes ...``), writes a syncd.toml in a
+temporary directory, and runs ``python -m syncd sync --json`` as a separate process three times:
+
+1. ``initial``   - the first, full cycle (creates every user and group in Learnster);
+2. ``no-change`` - a delta cycle when nothing changed in Entra;
+3. ``changed``   - a delta cycle after ``--change-percent`` % of the users got a new jobTitle.
+
+Each run records wall and CPU seconds and the peak RSS of the syncd process (``os.wait4``), its
+exit code, the Graph and SCIM requests it reports, and the ideal time of its SCIM traffic
+(requests x latency / concurrency). The fakes' own CPU time is read from /proc when available.
+Prints a table and writes the numbers to ``benchmarks/results.json``.
+
+    python -m benchmarks.run --users 2000 --latency-ms 5      # quick check
+    make bench                                                # 20,000 users, 50 ms latency
+    make bench BENCH_ARGS="--users 100000"                    # the big run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+GRAPH_TOKEN = "bench-graph-token"
+LEARNSTER_TOKEN = "bench-learnster-token"
+BULK_CHUNK = 5000  # users per bulk-update request to the fake Graph
+
+err = Console(stderr=True, highlight=False)
+
+
+class BenchmarkError(Exception):
+    """The benchmark could not run (a fake did not start, syncd hung, ...)."""
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark syncd sync end to end against the fake tenants.",
+    )
+    p.add_argument("--users", type=int, default=20_000, help="users in the fake tenant")
+    p.add_argument("--groups", type=int, default=400, help="groups in the fake tenant")
+    p.add_argument(
+        "--memberships", type=float, default=5.0, help="average direct memberships per user"
+    )
+    p.add_argument(
+        "--latency-ms", type=float, default=50.0, help="fake Learnster latency per request"
+    )
+    p.add_argument("--concurrency", type=int, default=16, help="[learnster] max_concurrency")
+    p.add_argument("--seed", type=int, default=1, help="generator and change-selection seed")
+    p.add_argument(
+        "--change-percent", type=float, default=1.0, help="users changed before the third run"
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    p.add_argument(
+        "--startup-timeout", type=float, default=600.0, help="seconds a fake may take to start"
+    )
+    p.add_argument(
+        "--run-timeout", type=float, default=3600.0, help="seconds one syncd sync may take"
+    )
+    p.add_argument(
+        "--keep-dir", action="store_true", help="keep the temporary directory (config, logs)"
+    )
+    return p
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Fake:
+    """One fake tenant running in its own process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+    url: str = ""
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _start_fake(name: str, args: Sequence[str], workdir: Path, timeout: float) -> Fake:
+    stderr_path = workdir / f"fake-{name}.stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd.fakes", name, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=ROOT,
+            bufsize=0,
+        )
+    fake = Fake(name, process, stderr_path)
+    try:
+        fake.url = _first_line(fake, time.monotonic() + timeout)
+    except BaseException:
+        _stop_fake(fake)
+        raise
+    if not fake.url.startswith("http"):
+        _stop_fake(fake)
+        raise BenchmarkError(f"fake {name} printed {fake.url!r} instead of its base URL")
+    return fake
+
+
+def _first_line(fake: Fake, deadline: float) -> str:
+    """The first stdout line of a fake, or BenchmarkError if it exits or stays silent."""
+    assert fake.process.stdout is not None
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fake.process.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchmarkError(
+                    f"fake {fake.name} printed no URL in time\n{fake.stderr_tail()}".rstrip()
+                )
+            if selector.select(min(remaining, 0.5)):
+                chunk = os.read(fake.process.stdout.fileno(), 4096)
+                if not chunk:  # EOF: the process is gone
+                    fake.process.wait(timeout=10)
+                    raise BenchmarkError(
+                        f"fake {fake.name} exited with code {fake.process.returncode} before "
+                        f"printing its URL\n{fake.stderr_tail()}".rstrip()
+                    )
+                buffer += chunk
+            elif fake.process.poll() is not None:
+                raise BenchmarkError(
+                    f"fake {fake.name} exited with code {fake.process.returncode} before "
+                    f"printing its URL\n{fake.stderr_tail()}".rstrip()
+                )
+    return buffer.split(b"\n", 1)[0].decode().strip()
+
+
+def _stop_fake(fake: Fake, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    process = fake.process
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            err.print(f"[yellow]fake {fake.name} ignored SIGTERM; killing it[/]")
+            process.kill()
+            process.wait(timeout=timeout)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _proc_cpu_seconds(pid: int) -> float | None:
+    """user+sys CPU seconds of a running process (Linux /proc), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state) of proc(5): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mb(pid: int) -> float | None:
+    """Current resident set of a running process in MB (Linux /proc), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class ChildResult:
+    exit_code: int
+    wall_seconds: float
+    user_seconds: float
+    sys_seconds: float
+    peak_rss_mb: float
+    timed_out: bool
+
+
+def _run_child(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    timeout: float,
+) -> ChildResult:
+    """Run ``cmd`` to completion and reap it with ``os.wait4`` for its own resource usage."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=ROOT
+    )
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    try:
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+    except BaseException:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            with contextlib.suppress(ChildProcessError):
+                os.wait4(process.pid, 0)
+            process.returncode = -9
+        raise
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+    return ChildResult(
+        exit_code=process.returncode,
+        wall_seconds=wall,
+        user_seconds=usage.ru_utime,
+        sys_seconds=usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        timed_out=timed_out,
+    )
+
+
+# ---------------------------------------------------------------------------- syncd runs
+
+
+@dataclass
+class RunResult:
+    name: str
+    description: str
+    exit_code: int
+    wall_seconds: float
+    cpu_seconds: float
+    user_seconds: float
+    sys_seconds: float
+    peak_rss_mb: float
+    timed_out: bool
+    graph_requests: int | None
+    graph_requests_detail: Any
+    scim_requests: dict[str, int]
+    scim_total: int
+    ideal_seconds: float
+    wall_over_ideal: float | None
+    graph_read_seconds: float | None
+    graph_read_share: float | None
+    outcomes: dict[str, dict[str, int]]
+    operations: int
+    failures: int
+    problems: int
+    message: str
+    fake_cpu_seconds: dict[str, float | None] = field(default_factory=dict)
+    fake_rss_mb_after: dict[str, float | None] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _parse_report(stdout_path: Path) -> dict[str, Any] | None:
+    text = stdout_path.read_text(errors="replace")
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(text)
+        return parsed if isinstance(parsed, dict) else None
+    start = text.find("\n{")  # something printed before the JSON document
+    if start >= 0:
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(text[start + 1 :])
+            return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _graph_read_seconds(report: dict[str, Any]) -> float | None:
+    """The Graph read time, if this syncd reports one (key names vary between versions)."""
+    for key in ("graph_read_seconds", "read_seconds"):
+        if isinstance(report.get(key), int | float):
+            return float(report[key])
+    for container in ("timings", "phases", "durations"):
+        timings = report.get(container)
+        if isinstance(timings, dict):
+            for key, value in timings.items():
+                if "read" in key.lower() and isinstance(value, int | float):
+                    return float(value)
+    return None
+
+
+def _sync(
+    name: str,
+    description: str,
+    config_path: Path,
+    env: dict[str, str],
+    workdir: Path,
+    args: argparse.Namespace,
+    fakes: Sequence[Fake],
+) -> RunResult:
+    cmd = [sys.executable, "-m", "syncd", "sync", "--json", "--config", str(config_path)]
+    out_path = workdir / f"sync-{name}.stdout.json"
+    err_path = workdir / f"sync-{name}.stderr.log"
+    cpu_before = {f.name: _proc_cpu_seconds(f.process.pid) for f in fakes}
+    with out_path.open("wb") as out, err_path.open("wb") as errf:
+        child = _run_child(cmd, env, out, errf, args.run_timeout)
+    fake_cpu: dict[str, float | None] = {}
+    for f in fakes:
+        before, after = cpu_before[f.name], _proc_cpu_seconds(f.process.pid)
+        fake_cpu[f.name] = None if before is None or after is None else round(after - before, 2)
+    report = _parse_report(out_path)
+    error: str | None = None
+    if child.timed_out:
+        error = f"timed out after {args.run_timeout:g} s (killed)"
+    elif report is None:
+        tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-20:])
+        error = f"no JSON report on stdout (exit {child.exit_code})\n{tail}".rstrip()
+    report = report or {}
+
+    raw_graph = report.get("graph_requests")
+    if isinstance(raw_graph, dict):
+        graph_total: int | None = sum(int(v) for v in raw_graph.values())
+    elif isinstance(raw_graph, int):
+        graph_total = raw_graph
+    else:
+        graph_total = None
+    scim = {str(k): int(v) for k, v in (report.get("scim_requests") or {}).items()}
+    scim_total = sum(scim.values())
+    ideal = scim_total * (args.latency_ms / 1000.0) / max(1, args.concurrency)
+    read_seconds = _graph_read_seconds(report)
+    cpu = child.user_seconds + child.sys_seconds
+    return RunResult(
+        name=name,
+        description=description,
+        exit_code=child.exit_code,
+        wall_seconds=round(child.wall_seconds, 3),
+        cpu_seconds=round(cpu, 3),
+        user_seconds=round(child.user_seconds, 3),
+        sys_seconds=round(child.sys_seconds, 3),
+        peak_rss_mb=round(child.peak_rss_mb, 1),
+        timed_out=child.timed_out,
+        graph_requests=graph_total,
+        graph_requests_detail=raw_graph,
+        scim_requests=dict(sorted(scim.items(), key=lambda kv: (-kv[1], kv[0]))),
+        scim_total=scim_total,
+        ideal_seconds=round(ideal, 3),
+        wall_over_ideal=round(child.wall_seconds / ideal, 2) if ideal > 0 else None,
+        graph_read_seconds=read_seconds,
+        graph_read_share=(
+            round(read_seconds / child.wall_seconds, 3)
+            if read_seconds is not None and child.wall_seconds > 0
+            else None
+        ),
+        outcomes={k: dict(v) for k, v in (report.get("outcomes") or {}).items()},
+        operations=len(report.get("operations") or ()),
+        failures=len(report.get("failures") or ()),
+        problems=len(report.get("problems") or ()),
+        message=str(report.get("message") or ""),
+        fake_cpu_seconds=fake_cpu,
+        fake_rss_mb_after={
+            f.name: (None if (r := _proc_rss_mb(f.process.pid)) is None else round(r, 1))
+            for f in fakes
+        },
+        error=error,
+    )
+
+
+# ---------------------------------------------------------------------------- the tenant change
+
+
+def _http_json(url: str, *, method: str = "GET", body: Any = None, token: str | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def _list_users(graph_url: str) -> Iterator[dict[str, Any]]:
+    url: str | None = f"{graph_url}/users?$select=id,jobTitle&$top=999"
+    while url:
+        page = _http_json(url, token=GRAPH_TOKEN)
+        yield from page["value"]
+        url = page.get("@odata.nextLink")
+
+
+def _change_users(graph_url: str, percent: float, seed: int) -> int:
+    """Give ``percent`` % of the users a new jobTitle through the fake's control API."""
+    users = list(_list_users(graph_url))
+    count = min(len(users), max(1 if percent > 0 else 0, round(len(users) * percent / 100)))
+    chosen = random.Random(seed).sample(users, count)
+    updates = [
+        {"id": u["id"], "jobTitle": f"{u.get('jobTitle') or 'Staff'} (benchmark {i})"}
+        for i, u in enumerate(chosen)
+    ]
+    control = graph_url.rsplit("/v1.0", 1)[0] + "/_fake/users/bulk-update"
+    for start in range(0, len(updates), BULK_CHUNK):
+        _http_json(control, method="POST", body=updates[start : start + BULK_CHUNK])
+    return count
+
+
+# ---------------------------------------------------------------------------- setup and report
+
+
+def _write_config(workdir: Path, graph_url: str, learnster_url: str, concurrency: int) -> Path:
+    path = workdir / "syncd.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[graph]",
+                'auth = "access_token"',
+                'tenant_id = "contoso.example"',
+                'client_id = "11111111-1111-1111-1111-111111111111"',
+                f"base_url = {json.dumps(graph_url)}",
+                "",
+                "[learnster]",
+                f"tenant_url = {json.dumps(learnster_url)}",
+                f"max_concurrency = {concurrency}",
+                "timeout_seconds = 60",
+                "",
+                "[sync]",
+                'phone_default_region = "SE"',
+                "max_deletions = 0",
+                "",
+                "[state]",
+                f"database = {json.dumps(str(workdir / 'state.db'))}",
+                "",
+            ]
+        )
+    )
+    return path
+
+
+def _sync_env() -> dict[str, str]:
+    """The environment of syncd: ours without syncd/systemd settings, plus the two tokens."""
+    drop = ("SYNCD_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_", "INVOCATION_ID")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["SYNCD_GRAPH_ACCESS_TOKEN"] = GRAPH_TOKEN
+    env["SYNCD_LEARNSTER_TOKEN"] = LEARNSTER_TOKEN
+    return env
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+    }
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_mb"] = int(line.split()[1]) // 1024
+                break
+    return info
+
+
+def _git() -> dict[str, Any]:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": head, "dirty": bool(dirty)}
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else share * 100
+
+
+def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=140)  # logs and pipes: no wrapping at 80
+    title = (
+        f"syncd sync: {args.users:,} users, {args.groups:,} groups, {args.memberships:g} "
+        f"memberships/user, Learnster latency {args.latency_ms:g} ms, concurrency "
+        f"{args.concurrency}, {os.cpu_count()} CPUs"
+    )
+    with_read = any(run.graph_read_share is not None for run in runs)
+    table = Table(title=title, title_justify="left")
+    columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
+    columns += ["ideal s", "wall/ideal", *(["Graph read %"] if with_read else [])]
+    columns += ["fake Graph CPU s", "fake Learnster CPU s"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in runs:
+        read = [] if not with_read else [_fmt(_percent(run.graph_read_share), 0)]
+        table.add_row(
+            run.name,
+            str(run.exit_code) + (" (timeout)" if run.timed_out else ""),
+            _fmt(run.wall_seconds, 2),
+            _fmt(run.cpu_seconds, 2),
+            _fmt(run.peak_rss_mb, 0),
+            "—" if run.graph_requests is None else f"{run.graph_requests:,}",
+            f"{run.scim_total:,}",
+            _fmt(run.ideal_seconds, 2),
+            _fmt(run.wall_over_ideal, 2),
+            *read,
+            _fmt(run.fake_cpu_seconds.get("graph"), 1),
+            _fmt(run.fake_cpu_seconds.get("learnster"), 1),
+        )
+    console.print(table)
+
+    kinds = sorted(
+        {k for run in runs for k in run.scim_requests},
+        key=lambda k: -max(run.scim_requests.get(k, 0) for run in runs),
+    )
+    if kinds:
+        by_kind = Table(title="SCIM requests by kind", title_justify="left")
+        by_kind.add_column("request")
+        for run in runs:
+            by_kind.add_column(run.name, justify="right")
+        for kind in kinds:
+            by_kind.add_row(kind, *(f"{run.scim_requests.get(kind, 0):,}" for run in runs))
+        console.print(by_kind)
+    for run in runs:
+        if run.error:
+            console.print(f"[red]{run.name}: {run.error}[/]")
+        elif run.exit_code != 0:
+            console.print(f"[yellow]{run.name}: exit {run.exit_code}: {run.message}[/]")
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the fakes
+
+
+def _benchmark(
+    args: argparse.Namespace, workdir: Path, document: dict[str, Any]
+) -> list[RunResult]:
+    fakes: list[Fake] = []
+    runs: list[RunResult] = []
+    document["runs"] = runs
+    try:
+        err.print(f"starting the fake Graph ({args.users:,} users) ...")
+        graph_args = [
+            "--port", "0",
+            "--users", str(args.users),
+            "--groups", str(args.groups),
+            "--memberships", f"{args.memberships:g}",
+            "--seed", str(args.seed),
+            "--token", GRAPH_TOKEN,
+        ]  # fmt: skip
+        graph = _start_fake("graph", graph_args, workdir, args.startup_timeout)
+        fakes.append(graph)
+        err.print(f"  {graph.url}  (pid {graph.process.pid})")
+        err.print(f"starting the fake Learnster (latency {args.latency_ms:g} ms) ...")
+        learnster_args = [
+            "--port", "0",
+            "--token", LEARNSTER_TOKEN,
+            "--latency-ms", f"{args.latency_ms:g}",
+            "--no-log",
+        ]  # fmt: skip
+        learnster = _start_fake("learnster", learnster_args, workdir, args.startup_timeout)
+        fakes.append(learnster)
+        err.print(f"  {learnster.url}  (pid {learnster.process.pid})")
+
+        config_path = _write_config(workdir, graph.url, learnster.url, args.concurrency)
+        env = _sync_env()
+        steps = [
+            ("initial", "first cycle: full read, every user and group created"),
+            ("no-change", "delta cycle, nothing changed in Entra"),
+            ("changed", f"delta cycle after {args.change_percent:g} % of users changed jobTitle"),
+        ]
+        for name, description in steps:
+            if name == "changed":
+                started = time.perf_counter()
+                count = _change_users(graph.url, args.change_percent, args.seed)
+                document["changed_users"] = count
+                err.print(
+                    f"changed the jobTitle of {count:,} users "
+                    f"({time.perf_counter() - started:.1f} s)"
+                )
+            err.print(f"syncd sync ({name}) ...")
+            for fake in fakes:
+                if fake.process.poll() is not None:
+                    raise BenchmarkError(
+                        f"fake {fake.name} died (exit {fake.process.returncode})\n"
+                        f"{fake.stderr_tail()}".rstrip()
+                    )
+            run = _sync(name, description, config_path, env, workdir, args, fakes)
+            runs.append(run)
+            err.print(
+                f"  exit {run.exit_code}, {run.wall_seconds:.2f} s wall, "
+                f"{run.cpu_seconds:.2f} s CPU, {run.scim_total:,} SCIM requests"
+            )
+            if run.error:
+                raise BenchmarkError(f"syncd sync ({name}): {run.error}")
+    finally:
+        for fake in reversed(fakes):
+            _stop_fake(fake)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.users < 1 or args.concurrency < 1 or args.latency_ms < 0:
+        _parser().error("--users and --concurrency must be >= 1, --latency-ms >= 0")
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    document: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            "users": args.users,
+            "groups": args.groups,
+            "memberships_per_user": args.memberships,
+            "latency_ms": args.latency_ms,
+            "concurrency": args.concurrency,
+            "seed": args.seed,
+            "change_percent": args.change_percent,
+        },
+        "machine": _machine(),
+        "git": _git(),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+    status = 1  # until the benchmark finishes
+    try:
+        _benchmark(args, workdir, document)
+        status = 0
+    except BenchmarkError as exc:
+        document["error"] = str(exc)
+        err.print(f"[red]benchmark failed: {exc}[/]")
+    finally:
+        runs: list[RunResult] = document.get("runs", [])
+        document["runs"] = [run.__dict__ for run in runs]
+        document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+        if args.keep_dir or status:
+            err.print(f"config and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if runs:
+        _print_tables(runs, args)
+    err.print(f"results written to {args.out}")
+    if status == 0 and any(run.exit_code != 0 for run in runs):
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
