@@ -115,6 +115,7 @@ class DirectoryRead:
     problems: list[Problem]
     changed_users: set[str]
     errors: list[str] = field(default_factory=list)  # non-empty: the read was partial
+    quiet: bool = False  # nothing changed, and the last cycle had left Learnster in sync
 
     @property
     def complete(self) -> bool:
@@ -122,12 +123,18 @@ class DirectoryRead:
 
 
 async def read_directory(
-    source: GraphSource, store: Store, *, full: bool, previous: tuple[UserSnapshot, GroupSnapshot]
+    source: GraphSource,
+    store: Store,
+    *,
+    full: bool,
+    load_previous: Callable[[], tuple[UserSnapshot, GroupSnapshot]],
+    may_skip: bool = False,
 ) -> DirectoryRead:
     """One read of users and groups (delta, or full when asked or when tokens expired).
 
     A round that fails part-way still contributes the objects it read (creates and updates
     may go ahead), but nothing it lacks counts as removed and its delta link is not advanced.
+    ``may_skip``: when the delta rounds bring nothing, the snapshot is not even loaded.
     """
     links = {} if full else store.delta_links()
     rounds: dict[str, DeltaRound] = {}
@@ -141,13 +148,18 @@ async def read_directory(
             complete[resource] = True
         except DeltaTokenExpired:
             log.warning("Graph delta token for %s expired: reading everything again", resource)
-            return await read_directory(source, store, full=True, previous=previous)
+            return await read_directory(source, store, full=True, load_previous=load_previous)
         except PartialRead as exc:
             log.error("reading %s from Graph failed: %s", resource, exc)
             errors.append(str(exc))
             rounds[resource] = exc.partial
             rounds[resource].removed.clear()  # never remove anyone on a partial read
             complete[resource] = False
+    links_after = {r: rounds[r].delta_link for r in rounds if complete[r]}
+    quiet = not errors and not any(r.objects or r.removed for r in rounds.values())
+    if may_skip and quiet and not is_full:
+        return DirectoryRead({}, {}, links_after, False, [], set(), quiet=True)
+    previous = load_previous()
     users, user_problems = fold_users(
         previous[0],
         rounds[USERS].objects,
@@ -163,7 +175,7 @@ async def read_directory(
     return DirectoryRead(
         users=users,
         groups=groups,
-        links={r: rounds[r].delta_link for r in rounds if complete[r]},
+        links=links_after,
         full=is_full,
         problems=[*user_problems, *group_problems],
         changed_users=set(rounds[USERS].objects),
@@ -205,6 +217,22 @@ def defer(the_plan: Plan, waiting: set[str]) -> tuple[Plan, list[Operation]]:
         if (kept := tuple(op for op in phase if object_id(op) not in waiting))
     )
     return Plan(phases=phases, held=the_plan.held), deferred
+
+
+def config_fingerprint(config: Config) -> str:
+    """What, besides the directory and the ledger, decides a plan: if it changes, replan."""
+    relevant = {
+        "tenant_url": config.learnster.tenant_url,
+        "scope": [config.scope.mode, config.scope.groups, config.scope.nested],
+        "sync_groups": config.scope.effective_sync_groups,
+        "sync": [
+            config.sync.on_hard_delete,
+            config.sync.phone_default_region,
+            config.sync.member_batch_size,
+        ],
+        "mapping": sorted(config.user_mapping_overrides.items()),
+    }
+    return json.dumps(relevant, sort_keys=True)
 
 
 def _full_read_due(store: Store, config: Config, now: datetime) -> bool:
@@ -266,6 +294,7 @@ class Applier:
                 await _run_bounded(phase, self._apply_one, concurrency * 2)
                 self.flush_log()
                 if self.cancel is not None and self.cancel.is_set():
+                    self.report.interrupted = True
                     return
         finally:
             self.flush_log()
@@ -635,12 +664,28 @@ async def run_cycle(
     source = source or GraphSource(config)
     run_id = None if dry_run else store.start_run("full" if full else "delta", dry_run)
     try:
-        previous = store.load_snapshot()
         full = full or _full_read_due(store, config, now)
-        read = await read_directory(source, store, full=full, previous=previous)
+        fingerprint = config_fingerprint(config)
+        read = await read_directory(
+            source,
+            store,
+            full=full,
+            load_previous=store.load_snapshot,
+            may_skip=approved is None
+            and store.get_meta("converged") == fingerprint
+            and not store.get_meta("groups_in_doubt"),
+        )
         report.mode = "full" if read.full else "delta"
         report.graph_requests = source.requests
         report.problems.extend(read.problems)
+        if read.quiet:
+            # Planning is a pure function of snapshot, ledger and configuration; none of them
+            # changed since a cycle that converged, so the plan would be empty.
+            if not dry_run:
+                store.save_delta_links(read.links)
+            return report
+        if not dry_run:
+            store.set_meta("converged", None)
 
         scope_ids: set[str] = set()
         if config.scope.mode == "groups":
@@ -749,6 +794,17 @@ async def run_cycle(
                 "them once with 'syncd sync --allow-deletions'"
             )
         store.set_guard(report.held, report.message if report.held else "", now)
+        converged = (
+            read.complete
+            and approved is None
+            and not report.failures
+            and not report.interrupted
+            and not report.quarantined
+            and not report.held
+            and not any("deferred" in c for c in report.outcomes.values())
+            and not store.escrows()
+        )
+        store.set_meta("converged", fingerprint if converged else None)
         return report
     except StopCycle as exc:
         report.exit_code = ExitCode.AUTH

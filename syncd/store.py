@@ -313,6 +313,12 @@ class Store:
                 s.merge(MetaRow(key="last_full_read", value=full_read_at.isoformat()))
             s.commit()
 
+    def save_delta_links(self, links: Mapping[str, str]) -> None:
+        with self.session() as s:
+            for resource, link in links.items():
+                s.merge(DeltaLinkRow(resource=resource, link=link, stored_at=utcnow()))
+            s.commit()
+
     def delta_links(self) -> dict[str, str]:
         with self.session() as s:
             return {row.resource: row.link for row in s.exec(select(DeltaLinkRow))}
