@@ -94,6 +94,7 @@ class CycleReport:
     duration_seconds: float = 0.0
     interrupted: bool = False  # stopped (SIGTERM) before every operation was sent
     quarantined: bool = False  # most operations failed: the rest were not sent
+    planned: bool = True  # False: nothing changed since a converged cycle, nothing to plan
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -321,9 +322,8 @@ class Applier:
                         await self.sink.delete_group(copy["id"])
             except ScimError as exc:
                 log.warning("could not check tag %s for duplicates: %s", graph_id, exc)
-        self.store.set_meta(
-            "groups_in_doubt", json.dumps(sorted(self.sink.groups_in_doubt)) or None
-        )
+        doubts = sorted(self.sink.groups_in_doubt)
+        self.store.set_meta("groups_in_doubt", json.dumps(doubts) if doubts else None)
 
     async def _apply_one(self, op: Operation) -> None:
         # A stop request is a checkpoint: what was sent is in the ledger, the rest waits.
@@ -683,6 +683,7 @@ async def run_cycle(
             # changed since a cycle that converged, so the plan would be empty.
             if not dry_run:
                 store.save_delta_links(read.links)
+            report.planned = False
             return report
         if not dry_run:
             store.set_meta("converged", None)

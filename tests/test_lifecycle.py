@@ -156,7 +156,11 @@ def test_a_tenant_life_cycle_by_cycle(make_harness: Callable[..., Harness]) -> N
     h.graph.delete_group(group["id"])
     assert cycle(h) == [("DELETE", f"/Groups/{tag['id']}", None)]
 
-    # -- nothing changed: one delta round per resource, nothing to Learnster
+    # -- nothing changed: one delta round per resource, nothing to Learnster, nothing planned
+    assert cycle(h) == []
+    quiet = h.sync()
+    assert not quiet.planned
+    h.graph.clear_requests()
     assert cycle(h) == []
     assert [(r.method, r.path.rstrip("()")) for r in h.graph.requests] == [
         ("GET", "/v1.0/users/delta"),
