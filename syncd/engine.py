@@ -275,9 +275,11 @@ class Applier:
         self.report = report
         self.labels = labels
         self.batch_size = batch_size
-        self.users: dict[str, LedgerUser] = store.ledger_users()
+        # Only ids in memory: attributes stay in the database (100k users would cost ~150 MB).
+        self.scim_ids: dict[str, str] = store.ledger_scim_ids()
         self.groups: dict[str, LedgerGroup] = store.ledger_groups()
-        self._linked_scim_ids = {u.scim_id for u in self.users.values()}
+        self._linked_scim_ids = set(self.scim_ids.values())
+        self._graph_of_scim: dict[str, str] | None = None  # built on the first adoption
         self._existing_by_name: dict[str, dict[str, Any]] | None = None
         self._existing_groups: dict[str, dict[str, Any]] | None = None
 
@@ -389,12 +391,13 @@ class Applier:
         self._log = []
 
     def _resolve(self, graph_id: str) -> str | None:
-        linked = self.users.get(graph_id)
-        return linked.scim_id if linked else None
+        return self.scim_ids.get(graph_id)
 
     def _record_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
-        self.users[graph_id] = entry
+        self.scim_ids[graph_id] = entry.scim_id
         self._linked_scim_ids.add(entry.scim_id)
+        if self._graph_of_scim is not None:
+            self._graph_of_scim[entry.scim_id] = graph_id
         self.store.put_user(graph_id, entry, adopted=adopted)
 
     # -- users ------------------------------------------------------------------------------
@@ -448,8 +451,9 @@ class Applier:
         current = flatten_user_resource(existing)
         if current.get(MANAGER):
             # Compare managers by Graph id: translate Learnster's manager id back if we know it.
-            by_scim = {u.scim_id: gid for gid, u in self.users.items()}
-            current[MANAGER] = by_scim.get(current[MANAGER], current[MANAGER])
+            if self._graph_of_scim is None:
+                self._graph_of_scim = {sid: gid for gid, sid in self.scim_ids.items()}
+            current[MANAGER] = self._graph_of_scim.get(current[MANAGER], current[MANAGER])
         ops = user_patch_operations(current, op.attrs, self._resolve, remove_missing=False)
         sent = self._acknowledged(current, op.attrs)
         if ops:
@@ -473,28 +477,28 @@ class Applier:
         return sent
 
     async def _update_user(self, op: UpdateUser) -> None:
-        linked = self.users.get(op.user_id)
-        if linked is None or dict(linked.attrs) != dict(op.before):
+        scim_id = self.scim_ids.get(op.user_id)
+        if scim_id is None or self.store.ledger_attrs(op.user_id) != dict(op.before):
             self._outcome(op, "stale")
             return
         ops = user_patch_operations(op.before, op.after, self._resolve)
         sent = self._acknowledged(op.before, op.after)
         if ops:
             try:
-                await self.sink.patch_user(linked.scim_id, ops)
+                await self.sink.patch_user(scim_id, ops)
             except NotFoundError:
                 # Deleted in Learnster behind our back: forget the link and provision again.
                 self._forget_user(op.user_id)
                 if op.after.get("active", True):
                     await self._create_user(CreateUser(op.user_id, op.after))
                 return
-        self._record_user(op.user_id, LedgerUser(linked.scim_id, sent))
+        self._record_user(op.user_id, LedgerUser(scim_id, sent))
         self._outcome(op, "deactivated" if op.deactivates else "updated")
 
     def _forget_user(self, graph_id: str) -> None:
-        linked = self.users.pop(graph_id, None)
-        if linked is not None:
-            self._linked_scim_ids.discard(linked.scim_id)
+        scim_id = self.scim_ids.pop(graph_id, None)
+        if scim_id is not None:
+            self._linked_scim_ids.discard(scim_id)
         self.store.drop_user(graph_id)
         for gid, group in list(self.groups.items()):
             if graph_id in group.members:
@@ -503,11 +507,11 @@ class Applier:
                 )
 
     async def _delete_user(self, op: DeleteUser) -> None:
-        linked = self.users.get(op.user_id)
-        if linked is None:
+        scim_id = self.scim_ids.get(op.user_id)
+        if scim_id is None:
             return
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
-            await self.sink.delete_user(linked.scim_id)
+            await self.sink.delete_user(scim_id)
         self._forget_user(op.user_id)
         self._outcome(op, "deleted")
 

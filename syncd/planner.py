@@ -6,6 +6,7 @@ Learnster ids when it sends, because creates earlier in the same plan assign the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,16 +30,55 @@ class GroupTarget:
     members: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerUser:
-    """What Learnster acknowledged for one user: its id and the attributes last sent."""
+def canonical_json(attrs: Mapping[str, Any]) -> str:
+    """The one text form of a flat attribute set (how the ledger stores it)."""
+    return json.dumps(attrs, sort_keys=True, separators=(",", ":"))
 
-    scim_id: str
-    attrs: Mapping[str, Any]
+
+class LedgerUser:
+    """What Learnster acknowledged for one user: its id and the attributes last sent.
+
+    The attributes are kept as their canonical JSON text and parsed on demand: a ledger of
+    100,000 users as dicts would cost ~150 MB, as text about a third of that.
+    """
+
+    __slots__ = ("_json", "scim_id")
+
+    def __init__(
+        self, scim_id: str, attrs: Mapping[str, Any] | None = None, *, attrs_json: str = ""
+    ) -> None:
+        self.scim_id = scim_id
+        self._json = attrs_json or canonical_json(attrs or {})
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self._json)
+        return parsed
+
+    @property
+    def attrs_json(self) -> str:
+        return self._json
+
+    def holds(self, attrs: Mapping[str, Any]) -> bool:
+        """Whether ``attrs`` is exactly what was last acknowledged."""
+        return canonical_json(attrs) == self._json
 
     @property
     def active(self) -> bool:
         return bool(self.attrs.get(ACTIVE, True))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, LedgerUser)
+            and other.scim_id == self.scim_id
+            and other._json == self._json
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.scim_id, self._json))
+
+    def __repr__(self) -> str:
+        return f"LedgerUser({self.scim_id!r}, attrs_json={self._json!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +257,7 @@ def plan(
             continue
         if not options.allow_removals and linked.active and not target.attrs.get(ACTIVE, True):
             target = UserTarget({**target.attrs, ACTIVE: True})
-        if dict(target.attrs) != dict(linked.attrs):
+        if not linked.holds(target.attrs):
             update = UpdateUser(user_id, linked.attrs, target.attrs)
             (b.removals if update.deactivates else b.updates).append(update)
     if options.allow_removals:

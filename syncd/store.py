@@ -332,7 +332,17 @@ class Store:
 
     def ledger_users(self) -> dict[str, LedgerUser]:
         rows = self._raw.execute("SELECT graph_id, scim_id, attrs FROM ledger_user")
-        return {gid: LedgerUser(sid, json.loads(attrs)) for gid, sid, attrs in rows}
+        return {gid: LedgerUser(sid, attrs_json=attrs) for gid, sid, attrs in rows}
+
+    def ledger_scim_ids(self) -> dict[str, str]:
+        """Graph id -> Learnster id of every linked user."""
+        return dict(self._raw.execute("SELECT graph_id, scim_id FROM ledger_user"))
+
+    def ledger_attrs(self, graph_id: str) -> dict[str, Any] | None:
+        row = self._raw.execute(
+            "SELECT attrs FROM ledger_user WHERE graph_id = ?", (graph_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def ledger_groups(self) -> dict[str, LedgerGroup]:
         members: dict[str, set[str]] = {}
@@ -348,7 +358,7 @@ class Store:
 
     def put_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
         """Record one acknowledged user operation (its own transaction)."""
-        attrs = json.dumps(dict(entry.attrs), sort_keys=True, separators=(",", ":"))
+        attrs = entry.attrs_json
         with self._raw:
             self._raw.execute(
                 "INSERT INTO ledger_user (graph_id, scim_id, attrs, adopted, updated_at) "
