@@ -273,6 +273,9 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "exit_code": int(report.exit_code),
         "message": report.message,
+        "planned": report.planned_counts,
+        # Every operation only where they are the point (plans); a 100,000-user cycle's
+        # report would otherwise be as large as its traffic.
         "operations": [_labelled(op, report) for op in report.plan.operations],
         "held": [_labelled(op, report) for op in report.plan.held],
         "outcomes": {kind: dict(c) for kind, c in report.outcomes.items()},

@@ -95,6 +95,7 @@ class CycleReport:
     interrupted: bool = False  # stopped (SIGTERM) before every operation was sent
     quarantined: bool = False  # most operations failed: the rest were not sent
     planned: bool = True  # False: nothing changed since a converged cycle, nothing to plan
+    planned_counts: dict[str, int] = field(default_factory=dict)  # operations by kind
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -285,16 +286,20 @@ class Applier:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    async def apply(self, the_plan: Plan, concurrency: int) -> None:
-        self._total = len(the_plan)
-        creates = sum(1 for op in the_plan.operations if isinstance(op, CreateUser))
+    async def apply(self, phases: list[tuple[Operation, ...]], concurrency: int) -> None:
+        """Send ``phases`` in order; each is popped off the list once sent (and freed)."""
+        self._total = sum(len(phase) for phase in phases)
+        operations = [op for phase in phases for op in phase]
+        creates = sum(1 for op in operations if isinstance(op, CreateUser))
+        create_groups = any(isinstance(op, CreateGroup) for op in operations)
+        del operations
         if creates > MATCH_BY_LISTING_ABOVE:
             await self._list_existing_users()
-        if any(isinstance(op, CreateGroup) for op in the_plan.operations):
+        if create_groups:
             await self._list_existing_groups()
         try:
-            for phase in the_plan.phases:
-                await _run_bounded(phase, self._apply_one, concurrency * 2)
+            while phases:
+                await _run_bounded(phases.pop(0), self._apply_one, concurrency * 2)
                 self.flush_log()
                 if self.cancel is not None and self.cancel.is_set():
                     self.report.interrupted = True
@@ -741,9 +746,11 @@ async def run_cycle(
             for op in deferred:
                 report.count(op.kind, "deferred")
         report.held = len(report.plan.held)
+        report.planned_counts = report.plan.counts()
         report.labels = _labels(read.users, read.groups)
         if dry_run:
             return report
+        del user_targets, group_targets, ledger_users  # the plan holds what is still needed
 
         # The ledger, not the delta, drives what is sent: committing the snapshot and its delta
         # links before applying loses nothing if the apply is interrupted.
@@ -753,9 +760,12 @@ async def run_cycle(
             read.links,
             full_read_at=now if read.full and read.complete else None,
         )
+        read.users.clear()  # saved; applying needs only the labels
+        read.groups.clear()
+        phases, report.plan = list(report.plan.phases), Plan(held=report.plan.held)
         # After a cycle whose tag creates were retried, check those tags once more even when
         # nothing else is to be sent (the only reads a quiet cycle may make).
-        if len(report.plan) or store.get_meta("groups_in_doubt"):
+        if phases or store.get_meta("groups_in_doubt"):
             own_sink = sink is None
             sink = sink or ScimSink.from_config(config)
             try:
@@ -770,7 +780,7 @@ async def run_cycle(
                     run_id=run_id,
                     now=now,
                 )
-                await applier.apply(report.plan, config.learnster.max_concurrency)
+                await applier.apply(phases, config.learnster.max_concurrency)
             finally:
                 report.scim_requests = dict(sink.requests)
                 if own_sink:

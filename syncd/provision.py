@@ -91,7 +91,7 @@ async def provision(config: Config, store: Store, key: str) -> CycleReport:
             applier = Applier(
                 sink, store, report, report.labels, config.sync.member_batch_size, run_id=run_id
             )
-            await applier.apply(report.plan, config.learnster.max_concurrency)
+            await applier.apply(list(report.plan.phases), config.learnster.max_concurrency)
             counts = {kind: dict(c) for kind, c in report.outcomes.items()}
             store.finish_run(run_id, counts, int(report.exit_code), report.summary())
             report.scim_requests = dict(sink.requests)

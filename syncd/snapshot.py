@@ -81,11 +81,9 @@ def fold_groups(
         base = before[0] if before is not None and not full else None
         users = set(base.user_members) if base else set()
         groups = set(base.group_members) if base else set()
-        for member in obj.get("members@delta") or []:
-            if not isinstance(member, Mapping) or not isinstance(member.get("id"), str):
-                continue
-            member_id, kind = member["id"], member.get("@odata.type")
-            if isinstance(member.get("@removed"), Mapping):
+        # (odata type, id, removed) triples, as GraphSource compacts them
+        for kind, member_id, was_removed in obj.get("members@delta") or []:
+            if was_removed:
                 users.discard(member_id)
                 groups.discard(member_id)
             elif kind == USER_TYPE:

@@ -278,40 +278,37 @@ class Store:
         *,
         full_read_at: datetime | None,
     ) -> None:
-        """Replace the snapshot and store the delta links that produced it, in one transaction."""
-        with self.session() as s:
-            s.execute(delete(SnapshotUserRow))
-            s.execute(delete(SnapshotGroupRow))
-            if users:
-                s.execute(
-                    SnapshotUserRow.__table__.insert(),  # type: ignore[attr-defined]
-                    [
-                        {
-                            "id": uid,
-                            "upn": user.user_principal_name,
-                            "data": json.dumps(user.to_json(), separators=(",", ":")),
-                            "removed": removed,
-                        }
-                        for uid, (user, removed) in users.items()
-                    ],
-                )
-            if groups:
-                s.execute(
-                    SnapshotGroupRow.__table__.insert(),  # type: ignore[attr-defined]
-                    [
-                        {
-                            "id": gid,
-                            "data": json.dumps(group.to_json(), separators=(",", ":")),
-                            "removed": removed,
-                        }
-                        for gid, (group, removed) in groups.items()
-                    ],
-                )
-            for resource, link in delta_links.items():
-                s.merge(DeltaLinkRow(resource=resource, link=link, stored_at=utcnow()))
+        """Replace the snapshot and store the delta links that produced it, in one transaction.
+
+        Rows are streamed to SQLite (no list of 100,000 row dicts in memory at once).
+        """
+        now = _sql_now()
+        with self._raw:
+            self._raw.execute("DELETE FROM snapshot_user")
+            self._raw.execute("DELETE FROM snapshot_group")
+            self._raw.executemany(
+                "INSERT INTO snapshot_user (id, upn, data, removed) VALUES (?, ?, ?, ?)",
+                (
+                    (uid, user.user_principal_name, _compact(user.to_json()), removed)
+                    for uid, (user, removed) in users.items()
+                ),
+            )
+            self._raw.executemany(
+                "INSERT INTO snapshot_group (id, data, removed) VALUES (?, ?, ?)",
+                (
+                    (gid, _compact(group.to_json()), removed)
+                    for gid, (group, removed) in groups.items()
+                ),
+            )
+            self._raw.executemany(
+                "INSERT OR REPLACE INTO delta_link (resource, link, stored_at) VALUES (?, ?, ?)",
+                [(resource, link, now) for resource, link in delta_links.items()],
+            )
             if full_read_at is not None:
-                s.merge(MetaRow(key="last_full_read", value=full_read_at.isoformat()))
-            s.commit()
+                self._raw.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_full_read', ?)",
+                    (full_read_at.isoformat(),),
+                )
 
     def save_delta_links(self, links: Mapping[str, str]) -> None:
         with self.session() as s:
@@ -566,6 +563,10 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
 
 # MIGRATIONS[n] turns schema n into n + 1; the tables added by n + 1 exist already.
 MIGRATIONS = {1: _migrate_1_to_2}
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _sql_now() -> str:
