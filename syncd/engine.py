@@ -53,6 +53,7 @@ from syncd.sink import (
     TransientError,
 )
 from syncd.snapshot import (
+    FullUserRound,
     GroupSnapshot,
     UserSnapshot,
     build_targets,
@@ -143,10 +144,12 @@ async def read_directory(
     complete: dict[str, bool] = {}
     errors: list[str] = []
     is_full = full or USERS not in links or GROUPS not in links
+    streamed = FullUserRound() if is_full else None
     for resource in (USERS, GROUPS):
         link = None if is_full else links.get(resource)
+        on_object = streamed.add if streamed is not None and resource == USERS else None
         try:
-            rounds[resource] = await source.delta(resource, link)
+            rounds[resource] = await source.delta(resource, link, on_object)
             complete[resource] = True
         except DeltaTokenExpired:
             log.warning("Graph delta token for %s expired: reading everything again", resource)
@@ -158,16 +161,24 @@ async def read_directory(
             rounds[resource].removed.clear()  # never remove anyone on a partial read
             complete[resource] = False
     links_after = {r: rounds[r].delta_link for r in rounds if complete[r]}
-    quiet = not errors and not any(r.objects or r.removed for r in rounds.values())
+    quiet = (
+        streamed is None and not errors and not any(r.objects or r.removed for r in rounds.values())
+    )
     if may_skip and quiet and not is_full:
         return DirectoryRead({}, {}, links_after, False, [], set(), quiet=True)
     previous = load_previous()
-    users, user_problems = fold_users(
-        previous[0],
-        rounds[USERS].objects,
-        rounds[USERS].removed,
-        full=is_full and complete[USERS],
-    )
+    if streamed is not None:
+        users = streamed.finish(previous[0], complete=complete[USERS])
+        user_problems = streamed.problems
+        changed_users = set(streamed.users) | streamed.failed
+    else:
+        users, user_problems = fold_users(
+            previous[0],
+            rounds[USERS].objects,
+            rounds[USERS].removed,
+            full=False,
+        )
+        changed_users = set(rounds[USERS].objects)
     groups, group_problems = fold_groups(
         previous[1],
         rounds[GROUPS].objects,
@@ -180,7 +191,7 @@ async def read_directory(
         links=links_after,
         full=is_full,
         problems=[*user_problems, *group_problems],
-        changed_users=set(rounds[USERS].objects),
+        changed_users=changed_users,
         errors=errors,
     )
 

@@ -66,6 +66,57 @@ def fold_users(
     return result, problems
 
 
+class FullUserRound:
+    """A full users round decoded page by page, so raw Graph objects never pile up.
+
+    At 100,000 users the raw JSON objects of a whole round would cost as much memory as the
+    snapshot itself; here each one is decoded as it arrives and dropped.
+    """
+
+    def __init__(self) -> None:
+        self.users: dict[str, DirectoryUser] = {}
+        self.failed: set[str] = set()
+        self.removed: dict[str, str] = {}
+        self.problems: list[Problem] = []
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        object_id = obj.get("id")
+        removed = obj.get("@removed")
+        if isinstance(removed, Mapping) and isinstance(object_id, str):
+            self.removed[object_id] = "deleted" if removed.get("reason") == "deleted" else "changed"
+            return
+        shaped = {k: v for k, v in obj.items() if k != "manager@delta"}
+        if "manager@delta" in obj:
+            shaped["manager"] = _manager_from_delta(obj["manager@delta"])
+        decoded = decode_user(shaped)
+        self.problems.extend(decoded.problems)
+        if decoded.user is not None:
+            self.users[decoded.user.id] = decoded.user
+        elif isinstance(object_id, str):
+            self.failed.add(object_id)
+
+    def finish(
+        self, previous: Mapping[str, tuple[DirectoryUser, str | None]], *, complete: bool
+    ) -> UserSnapshot:
+        """The snapshot after the round (same rules as ``fold_users`` with ``full``)."""
+        if not complete:  # partial: what was read updates the snapshot, nothing is removed
+            result: UserSnapshot = dict(previous)
+            result.update((uid, (user, None)) for uid, user in self.users.items())
+            return result
+        result = {uid: (user, None) for uid, user in self.users.items()}
+        for object_id in self.failed:
+            if object_id in previous:
+                result[object_id] = previous[object_id]
+        for object_id, reason in self.removed.items():
+            before = previous.get(object_id) or result.get(object_id)
+            if before is not None:
+                result[object_id] = (before[0], reason)
+        for object_id, (user, was_removed) in previous.items():
+            if object_id not in result and was_removed != "deleted":
+                result[object_id] = (user, "changed")
+        return result
+
+
 def fold_groups(
     previous: Mapping[str, tuple[DirectoryGroup, str | None]],
     objects: Mapping[str, Mapping[str, Any]],

@@ -8,6 +8,7 @@ costs ~10 ms per user (see DESIGN §1).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,8 +188,16 @@ class GraphSource:
             raise SourceError(f"Graph returned an unexpected page for {what}")
         return payload
 
-    async def delta(self, resource: str, link: str | None) -> DeltaRound:
-        """One complete delta round for ``users`` or ``groups`` (a full read when link is None)."""
+    async def delta(
+        self,
+        resource: str,
+        link: str | None,
+        on_object: Callable[[dict[str, Any]], None] | None = None,
+    ) -> DeltaRound:
+        """One complete delta round for ``users`` or ``groups`` (a full read when link is None).
+
+        With ``on_object`` each object goes there as its page arrives instead of being kept.
+        """
         builder: Any = self.client.users.delta if resource == USERS else self.client.groups.delta
         if link:
             info = builder.with_url(link).to_get_request_information()
@@ -214,7 +223,11 @@ class GraphSource:
                 raise PartialRead(str(exc), result) from None
             result.pages += 1
             for obj in values:
-                _merge_delta_object(result, obj, resource)
+                if on_object is not None:
+                    if isinstance(obj, dict):
+                        on_object(obj)
+                else:
+                    _merge_delta_object(result, obj, resource)
             next_link = page.get("@odata.nextLink")
             if isinstance(next_link, str) and next_link:
                 info = builder.with_url(next_link).to_get_request_information()
