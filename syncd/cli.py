@@ -99,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "--forget-links", action="store_true", help="also forget Learnster ids (re-matched)"
     )
 
-    demo = commands.add_parser("demo", help="run against the built-in fake tenants")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run against the built-in fake tenants (--config unused)"
+    )
     demo.add_argument("--users", type=int, default=200)
     demo.add_argument("--seed", type=int, default=7)
     return parser
@@ -287,6 +289,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
             for p in report.problems
         ],
         "stale": report.stale,
+        "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "graph_requests": report.graph_requests,
         "scim_requests": report.scim_requests,
     }

@@ -97,6 +97,7 @@ class CycleReport:
     quarantined: bool = False  # most operations failed: the rest were not sent
     planned: bool = True  # False: nothing changed since a converged cycle, nothing to plan
     planned_counts: dict[str, int] = field(default_factory=dict)  # operations by kind
+    timings: dict[str, float] = field(default_factory=dict)  # CPU seconds by stage
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -686,6 +687,7 @@ async def run_cycle(
     try:
         full = full or _full_read_due(store, config, now)
         fingerprint = config_fingerprint(config)
+        cpu = time.process_time()
         read = await read_directory(
             source,
             store,
@@ -697,6 +699,8 @@ async def run_cycle(
         )
         report.mode = "full" if read.full else "delta"
         report.graph_requests = source.requests
+        report.timings["read_cpu_seconds"] = time.process_time() - cpu
+        cpu = time.process_time()
         report.problems.extend(read.problems)
         if read.quiet:
             # Planning is a pure function of snapshot, ledger and configuration; none of them
@@ -758,6 +762,7 @@ async def run_cycle(
                 report.count(op.kind, "deferred")
         report.held = len(report.plan.held)
         report.planned_counts = report.plan.counts()
+        report.timings["plan_cpu_seconds"] = time.process_time() - cpu
         report.labels = _labels(read.users, read.groups)
         if dry_run:
             return report
@@ -791,7 +796,9 @@ async def run_cycle(
                     run_id=run_id,
                     now=now,
                 )
+                cpu = time.process_time()
                 await applier.apply(phases, config.learnster.max_concurrency)
+                report.timings["apply_cpu_seconds"] = time.process_time() - cpu
             finally:
                 report.scim_requests = dict(sink.requests)
                 if own_sink:

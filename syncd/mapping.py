@@ -15,7 +15,7 @@ from typing import Any
 import phonenumbers
 import pycountry
 
-from syncd.model import DirectoryUser, Problem
+from syncd.model import USER_STRING_PROPERTIES, DirectoryUser, Problem
 
 CORE_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -64,31 +64,7 @@ PHONE_PATHS = (WORK_PHONE, MOBILE_PHONE)  # work first: Learnster keeps only the
 # Paths whose source is not a plain Graph property and so cannot be re-pointed.
 _DERIVED_PATHS = frozenset({FORMATTED_NAME, MANAGER})
 _UNDROPPABLE = frozenset({USER_NAME})
-_MAPPABLE_PROPERTIES = frozenset(
-    {
-        "userPrincipalName",
-        "displayName",
-        "givenName",
-        "surname",
-        "jobTitle",
-        "mail",
-        "mailNickname",
-        "officeLocation",
-        "streetAddress",
-        "city",
-        "postalCode",
-        "state",
-        "country",
-        "businessPhones",
-        "mobilePhone",
-        "companyName",
-        "department",
-        "employeeId",
-        "preferredLanguage",
-        "faxNumber",
-        "usageLocation",
-    }
-)
+_MAPPABLE_PROPERTIES = frozenset({*USER_STRING_PROPERTIES, "businessPhones"})
 _MULTI_VALUED = re.compile(r'^(?P<attr>\w+)\[type eq "(?P<type>\w+)"\]\.(?P<sub>\w+)$')
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,12 +83,13 @@ class DirectoryUser:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DirectoryUser:
         """Inverse of to_json (the snapshot's stored form, already validated)."""
+        manager = data.get("managerId")
         return cls(
-            id=data["id"],
+            id=sys.intern(data["id"]),
             properties={k: data[k] for k in USER_STRING_PROPERTIES if data.get(k)},
             account_enabled=bool(data.get("accountEnabled", True)),
             business_phones=tuple(data.get("businessPhones") or ()),
-            manager_id=data.get("managerId"),
+            manager_id=sys.intern(manager) if manager else None,
         )
 
 
@@ -113,8 +115,8 @@ class DirectoryGroup:
         return cls(
             id=data["id"],
             display_name=data.get("displayName") or "",
-            user_members=frozenset(data.get("userMembers") or ()),
-            group_members=frozenset(data.get("groupMembers") or ()),
+            user_members=frozenset(map(sys.intern, data.get("userMembers") or ())),
+            group_members=frozenset(map(sys.intern, data.get("groupMembers") or ())),
         )
 
 
@@ -238,7 +240,7 @@ def decode_user(obj: Mapping[str, Any]) -> Decoded:
         result.problems.append(Problem(object_id, "manager", "user is their own manager: ignored"))
         manager_id = None
     result.user = DirectoryUser(
-        id=object_id,
+        id=sys.intern(object_id),  # group memberships and manager links then share it
         properties=properties,
         account_enabled=enabled,
         business_phones=tuple(phones),
@@ -251,5 +253,5 @@ def _manager_id(obj: Mapping[str, Any]) -> str | None:
     manager = obj.get("manager")
     if isinstance(manager, Mapping):
         value = manager.get("id")
-        return value if isinstance(value, str) and value else None
+        return sys.intern(value) if isinstance(value, str) and value else None
     return None

@@ -8,6 +8,7 @@ costs ~10 ms per user (see DESIGN §1).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -312,7 +313,11 @@ def _merge_delta_object(result: DeltaRound, obj: Any, resource: str) -> None:
             # Compact (type, id, removed) triples: a big tenant's round holds 500,000 of them.
             members = current.setdefault("members@delta", [])
             members.extend(
-                (str(m.get("@odata.type", "")), m["id"], isinstance(m.get("@removed"), dict))
+                (
+                    sys.intern(str(m.get("@odata.type", ""))),
+                    sys.intern(m["id"]),  # shared with the user's own id: no copy per group
+                    isinstance(m.get("@removed"), dict),
+                )
                 for m in value
                 if isinstance(m, dict) and isinstance(m.get("id"), str)
             )
