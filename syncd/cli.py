@@ -272,6 +272,7 @@ def _cmd_provision(config: Config, args: argparse.Namespace, console: Console) -
 def report_to_json(report: CycleReport) -> dict[str, Any]:
     return {
         "mode": report.mode,
+        "incremental": report.incremental,
         "dry_run": report.dry_run,
         "exit_code": int(report.exit_code),
         "message": report.message,

@@ -55,6 +55,7 @@ from syncd.sink import (
 from syncd.snapshot import (
     FullUserRound,
     GroupSnapshot,
+    Scope,
     UserSnapshot,
     build_targets,
     compute_scope,
@@ -98,6 +99,7 @@ class CycleReport:
     planned: bool = True  # False: nothing changed since a converged cycle, nothing to plan
     planned_counts: dict[str, int] = field(default_factory=dict)  # operations by kind
     timings: dict[str, float] = field(default_factory=dict)  # CPU seconds by stage
+    incremental: bool = False  # planned from the records the delta touched, not everything
 
     def count(self, kind: str, outcome: str) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1
@@ -120,6 +122,8 @@ class DirectoryRead:
     changed_users: set[str]
     errors: list[str] = field(default_factory=list)  # non-empty: the read was partial
     quiet: bool = False  # nothing changed, and the last cycle had left Learnster in sync
+    incremental: bool = False  # users/groups hold only the records this delta touched
+    previous_users: UserSnapshot = field(default_factory=dict)  # their state before it
 
     @property
     def complete(self) -> bool:
@@ -133,6 +137,7 @@ async def read_directory(
     full: bool,
     load_previous: Callable[[], tuple[UserSnapshot, GroupSnapshot]],
     may_skip: bool = False,
+    load_subset: Callable[[set[str], set[str]], tuple[UserSnapshot, GroupSnapshot]] | None = None,
 ) -> DirectoryRead:
     """One read of users and groups (delta, or full when asked or when tokens expired).
 
@@ -167,7 +172,15 @@ async def read_directory(
     )
     if may_skip and quiet and not is_full:
         return DirectoryRead({}, {}, links_after, False, [], set(), quiet=True)
-    previous = load_previous()
+    incremental = load_subset is not None and not is_full and not errors
+    if incremental and load_subset is not None:
+        # Only the records this delta touches: the rest of the snapshot stays on disk.
+        previous = load_subset(
+            set(rounds[USERS].objects) | set(rounds[USERS].removed),
+            set(rounds[GROUPS].objects) | set(rounds[GROUPS].removed),
+        )
+    else:
+        previous = load_previous()
     if streamed is not None:
         users = streamed.finish(previous[0], complete=complete[USERS])
         user_problems = streamed.problems
@@ -194,6 +207,8 @@ async def read_directory(
         problems=[*user_problems, *group_problems],
         changed_users=changed_users,
         errors=errors,
+        incremental=incremental,
+        previous_users=previous[0] if incremental else {},
     )
 
 
@@ -218,6 +233,74 @@ def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> tuple[Plan, li
     kept |= {_operation_key(operation_to_json(op)) for op in held}
     stale = [op for key, op in wanted.items() if key not in kept]
     return Plan(phases=tuple(p for p in phases if p), held=held), stale
+
+
+def _incremental_inputs(
+    store: Store, read: DirectoryRead
+) -> tuple[Scope, dict[str, LedgerUser], dict[str, LedgerGroup], set[str], set[str]] | None:
+    """Scope, ledger slices and id sets for planning only what a delta touched (mode "all").
+
+    Besides the changed users, the reports of anyone who appeared or disappeared are
+    re-targeted (their manager reference depends on it). None when a UPN clash needs the
+    whole directory to be decided.
+    """
+    changed = set(read.users)
+    appeared_or_left = {
+        uid
+        for uid, (_, removed) in read.users.items()
+        if (read.previous_users.get(uid, (None, "new"))[1] is None) != (removed is None)
+    }
+    reports = store.reports_of(appeared_or_left) - changed if appeared_or_left else set()
+    read.users.update(store.load_users(reports))
+    present = store.user_ids(present_only=True)
+    live = store.user_ids(present_only=False)
+    for uid, (_, removed) in read.users.items():
+        present.discard(uid)
+        live.discard(uid)
+        if removed is None:
+            present.add(uid)
+        if removed != "deleted":
+            live.add(uid)
+    upns = {u.user_principal_name for uid, (u, rm) in read.users.items() if rm is None}
+    for upn, ids in store.ids_by_upn(upns).items():
+        mine = {
+            uid
+            for uid, (u, rm) in read.users.items()
+            if rm is None and u.user_principal_name.lower() == upn
+        }
+        if ids - set(read.users) or len(mine) > 1:
+            return None
+    groups = {gid for gid, (_, removed) in read.groups.items() if removed is None}
+    affected = set(read.users)
+    return (
+        Scope(users=present, groups=groups),
+        store.ledger_users_for(affected),
+        store.ledger_groups_for(set(read.groups)),
+        store.ledger_user_ids(),
+        live,
+    )
+
+
+async def _refold_fully(store: Store, read: DirectoryRead) -> DirectoryRead:
+    """Fall back from a partial view: fold the same delta over the whole snapshot."""
+    previous_users, previous_groups = store.load_snapshot()
+    changes = {uid: data for uid, data in read.users.items() if uid in read.changed_users}
+    users = dict(previous_users)
+    users.update(changes)
+    for uid, (user, removed) in read.users.items():
+        if removed is not None:
+            users[uid] = (user, removed)
+    groups = dict(previous_groups)
+    groups.update(read.groups)
+    return DirectoryRead(
+        users=users,
+        groups=groups,
+        links=read.links,
+        full=False,
+        problems=read.problems,
+        changed_users=read.changed_users,
+        errors=read.errors,
+    )
 
 
 def defer(the_plan: Plan, waiting: set[str]) -> tuple[Plan, list[Operation]]:
@@ -272,6 +355,7 @@ class Applier:
         progress: Callable[[int, int], None] | None = None,
         run_id: int | None = None,
         now: datetime | None = None,
+        groups: dict[str, LedgerGroup] | None = None,
     ) -> None:
         self.now = now
         self.cancel = cancel
@@ -290,7 +374,9 @@ class Applier:
         self.batch_size = batch_size
         # Only ids in memory: attributes stay in the database (100k users would cost ~150 MB).
         self.scim_ids: dict[str, str] = store.ledger_scim_ids()
-        self.groups: dict[str, LedgerGroup] = store.ledger_groups()
+        self.groups: dict[str, LedgerGroup] = (
+            dict(groups) if groups is not None else store.ledger_groups()
+        )
         self._linked_scim_ids = set(self.scim_ids.values())
         self._graph_of_scim: dict[str, str] | None = None  # built on the first adoption
         self._existing_by_name: dict[str, dict[str, Any]] | None = None
@@ -687,15 +773,23 @@ async def run_cycle(
     try:
         full = full or _full_read_due(store, config, now)
         fingerprint = config_fingerprint(config)
+        # Steady state: the last cycle converged under this configuration, so only what the
+        # delta touches can need an operation.
+        steady = (
+            approved is None
+            and store.get_meta("converged") == fingerprint
+            and not store.get_meta("groups_in_doubt")
+        )
         cpu = time.process_time()
         read = await read_directory(
             source,
             store,
             full=full,
             load_previous=store.load_snapshot,
-            may_skip=approved is None
-            and store.get_meta("converged") == fingerprint
-            and not store.get_meta("groups_in_doubt"),
+            may_skip=steady,
+            load_subset=(lambda u, g: (store.load_users(u), store.load_groups(g)))
+            if steady and config.scope.mode == "all"
+            else None,
         )
         report.mode = "full" if read.full else "delta"
         report.graph_requests = source.requests
@@ -712,23 +806,33 @@ async def run_cycle(
         if not dry_run:
             store.set_meta("converged", None)
 
-        scope_ids: set[str] = set()
-        if config.scope.mode == "groups":
-            scope_ids, errors = resolve_scope_groups(config.scope.groups, read.groups)
-            if errors:
-                raise ConfigError("[scope] groups: " + "; ".join(errors))
-        scope = compute_scope(
-            read.users,
-            read.groups,
-            mode=config.scope.mode,
-            scope_groups=scope_ids,
-            nested=config.scope.nested,
-            sync_groups=config.scope.effective_sync_groups,
-        )
-        ledger_users = store.ledger_users()
         mapping_options = MappingOptions(
             config.sync.phone_default_region, config.user_mapping_overrides
         )
+        linked_users: set[str] | None = None
+        incremental = _incremental_inputs(store, read) if read.incremental else None
+        if incremental is not None:
+            report.incremental = True
+            scope, ledger_users, ledger_groups, linked_users, member_candidates = incremental
+        else:
+            if read.incremental:  # an ambiguity the partial view cannot settle: see everything
+                read = await _refold_fully(store, read)
+            scope_ids: set[str] = set()
+            if config.scope.mode == "groups":
+                scope_ids, errors = resolve_scope_groups(config.scope.groups, read.groups)
+                if errors:
+                    raise ConfigError("[scope] groups: " + "; ".join(errors))
+            scope = compute_scope(
+                read.users,
+                read.groups,
+                mode=config.scope.mode,
+                scope_groups=scope_ids,
+                nested=config.scope.nested,
+                sync_groups=config.scope.effective_sync_groups,
+            )
+            ledger_users = store.ledger_users()
+            ledger_groups = store.ledger_groups()
+            member_candidates = None
         user_targets, group_targets, problems = build_targets(
             read.users,
             read.groups,
@@ -736,6 +840,7 @@ async def run_cycle(
             ledger_users,
             mapping_options,
             report_for=None if read.full else read.changed_users,
+            member_candidates=member_candidates,
         )
         report.problems.extend(problems)
         for problem in report.problems:
@@ -744,7 +849,7 @@ async def run_cycle(
             user_targets,
             ledger_users,
             group_targets,
-            store.ledger_groups(),
+            ledger_groups,
             PlanOptions(
                 allow_removals=read.complete,
                 on_hard_delete=config.sync.on_hard_delete,
@@ -753,6 +858,7 @@ async def run_cycle(
                 allow_deletions=allow_deletions,
                 member_batch_size=config.sync.member_batch_size,
             ),
+            linked_users=linked_users,
         )
         if approved is not None:
             report.plan, report.stale = restrict_plan(report.plan, approved)
@@ -767,15 +873,19 @@ async def run_cycle(
         if dry_run:
             return report
         del user_targets, group_targets, ledger_users  # the plan holds what is still needed
+        applier_groups = ledger_groups
 
         # The ledger, not the delta, drives what is sent: committing the snapshot and its delta
         # links before applying loses nothing if the apply is interrupted.
-        store.save_snapshot(
-            read.users,
-            read.groups,
-            read.links,
-            full_read_at=now if read.full and read.complete else None,
-        )
+        if read.incremental:
+            store.update_snapshot(read.users, read.groups, read.links)
+        else:
+            store.save_snapshot(
+                read.users,
+                read.groups,
+                read.links,
+                full_read_at=now if read.full and read.complete else None,
+            )
         read.users.clear()  # saved; applying needs only the labels
         read.groups.clear()
         phases, report.plan = list(report.plan.phases), Plan(held=report.plan.held)
@@ -795,6 +905,7 @@ async def run_cycle(
                     progress=progress,
                     run_id=run_id,
                     now=now,
+                    groups=applier_groups,
                 )
                 cpu = time.process_time()
                 await applier.apply(phases, config.learnster.max_concurrency)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,11 +233,15 @@ def plan(
     groups: Mapping[str, GroupTarget],
     ledger_groups: Mapping[str, LedgerGroup],
     options: PlanOptions = PlanOptions(),
+    linked_users: AbstractSet[str] | None = None,
 ) -> Plan:
     """Compare targets with the ledger and order the operations that make Learnster match.
 
     A user in the ledger without a target is deactivated and a group without a target is
     deleted, but only when ``options.allow_removals`` (a complete read).
+    ``linked_users``: every user id Learnster holds, when ``ledger_users`` is only the part of
+    the ledger this plan is about (incremental planning); managers and members are checked
+    against it.
     """
     b = _Builder()
     deleted: set[str] = set()
@@ -267,14 +272,15 @@ def plan(
                     UpdateUser(user_id, linked.attrs, {**linked.attrs, ACTIVE: False})
                 )
 
-    in_learnster = (set(ledger_users) - deleted) | set(b.creates)
+    linked_ids = set(ledger_users) if linked_users is None else set(linked_users)
+    in_learnster = (linked_ids - deleted) | set(b.creates)
     _fix_manager_references(b, in_learnster)
     waves = _create_waves(b)
     _plan_groups(b, groups, ledger_groups, in_learnster, deleted, options)
 
     held: tuple[Operation, ...] = ()
     removal_count = sum(1 for op in [*b.removals, *b.group_ops] if is_removal(op))
-    linked_total = len(ledger_users) + len(ledger_groups)
+    linked_total = len(linked_ids) + len(ledger_groups)
     if not options.allow_deletions and guard_trips(removal_count, linked_total, options):
         held = tuple(op for op in [*b.removals, *b.group_ops] if is_removal(op))
         b.removals = []

@@ -267,7 +267,7 @@ def _duplicate_upns(
     linked, else the lowest object id (deterministic across cycles).
     """
     by_upn: dict[str, list[str]] = {}
-    for uid in in_scope:
+    for uid in in_scope & users.keys():  # users may be a slice (incremental planning)
         user, removed = users[uid]
         if removed is None:
             by_upn.setdefault(user.user_principal_name.casefold(), []).append(uid)
@@ -286,6 +286,7 @@ def build_targets(
     ledger: Mapping[str, LedgerUser],
     options: MappingOptions,
     report_for: set[str] | None = None,
+    member_candidates: set[str] | None = None,
 ) -> tuple[dict[str, UserTarget], dict[str, GroupTarget], list[Problem]]:
     """Desired Learnster state from the snapshot: mapped users, soft deletes, tags.
 
@@ -321,7 +322,11 @@ def build_targets(
         elif uid in ledger:
             # Recycle bin or out of scope: the soft delete sends only active=false.
             targets[uid] = UserTarget({**ledger[uid].attrs, ACTIVE: False})
-    members_ok = {uid for uid, t in targets.items() if not t.hard_deleted}
+    members_ok = (
+        {uid for uid, t in targets.items() if not t.hard_deleted}
+        if member_candidates is None
+        else member_candidates
+    )
     group_targets = {
         gid: GroupTarget(groups[gid][0].display_name, groups[gid][0].user_members & members_ok)
         for gid in scope.groups

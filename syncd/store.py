@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -309,6 +310,109 @@ class Store:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_full_read', ?)",
                     (full_read_at.isoformat(),),
                 )
+
+    # -- partial snapshot access (incremental planning) -------------------------------------
+
+    def _in_chunks(self, sql: str, ids: Iterable[str]) -> list[Any]:
+        """``sql`` has one ``{ids}`` placeholder for an IN list; run it over chunks of ids."""
+        ids = list(ids)
+        rows: list[Any] = []
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows += self._raw.execute(sql.format(ids=marks), chunk).fetchall()
+        return rows
+
+    def load_users(self, ids: Iterable[str]) -> dict[str, tuple[DirectoryUser, str | None]]:
+        rows = self._in_chunks(
+            "SELECT id, data, removed FROM snapshot_user WHERE id IN ({ids})", ids
+        )
+        return {uid: (DirectoryUser.from_json(json.loads(data)), rm) for uid, data, rm in rows}
+
+    def load_groups(self, ids: Iterable[str]) -> dict[str, tuple[DirectoryGroup, str | None]]:
+        rows = self._in_chunks(
+            "SELECT id, data, removed FROM snapshot_group WHERE id IN ({ids})", ids
+        )
+        return {gid: (DirectoryGroup.from_json(json.loads(data)), rm) for gid, data, rm in rows}
+
+    def user_ids(self, *, present_only: bool) -> set[str]:
+        """Snapshot user ids: present ones, or every one not permanently deleted."""
+        sql = (
+            "SELECT id FROM snapshot_user WHERE removed IS NULL"
+            if present_only
+            else "SELECT id FROM snapshot_user WHERE removed IS NULL OR removed != 'deleted'"
+        )
+        return {sys.intern(r[0]) for r in self._raw.execute(sql)}
+
+    def reports_of(self, manager_ids: Iterable[str]) -> set[str]:
+        rows = self._in_chunks(
+            "SELECT id FROM snapshot_user WHERE json_extract(data, '$.managerId') IN ({ids})",
+            manager_ids,
+        )
+        return {r[0] for r in rows}
+
+    def ids_by_upn(self, upns: Iterable[str]) -> dict[str, set[str]]:
+        """Lower-cased UPN -> the snapshot user ids that have it (present users only)."""
+        rows = self._in_chunks(
+            "SELECT lower(upn), id FROM snapshot_user WHERE removed IS NULL AND lower(upn) IN ({ids})",
+            [u.lower() for u in upns],
+        )
+        found: dict[str, set[str]] = {}
+        for upn, uid in rows:
+            found.setdefault(upn, set()).add(uid)
+        return found
+
+    def ledger_users_for(self, ids: Iterable[str]) -> dict[str, LedgerUser]:
+        rows = self._in_chunks(
+            "SELECT graph_id, scim_id, attrs FROM ledger_user WHERE graph_id IN ({ids})", ids
+        )
+        return {gid: LedgerUser(sid, attrs_json=attrs) for gid, sid, attrs in rows}
+
+    def ledger_groups_for(self, ids: Iterable[str]) -> dict[str, LedgerGroup]:
+        ids = list(ids)
+        members: dict[str, set[str]] = {}
+        for gid, uid in self._in_chunks(
+            "SELECT group_id, user_id FROM ledger_member WHERE group_id IN ({ids})", ids
+        ):
+            members.setdefault(gid, set()).add(uid)
+        rows = self._in_chunks(
+            "SELECT graph_id, scim_id, display_name FROM ledger_group WHERE graph_id IN ({ids})",
+            ids,
+        )
+        return {
+            gid: LedgerGroup(sid, name, frozenset(members.get(gid, ()))) for gid, sid, name in rows
+        }
+
+    def ledger_user_ids(self) -> set[str]:
+        return {sys.intern(r[0]) for r in self._raw.execute("SELECT graph_id FROM ledger_user")}
+
+    def update_snapshot(
+        self,
+        users: Mapping[str, tuple[DirectoryUser, str | None]],
+        groups: Mapping[str, tuple[DirectoryGroup, str | None]],
+        delta_links: Mapping[str, str],
+    ) -> None:
+        """Write only the given records (a delta cycle) and the delta links, in one transaction."""
+        now = _sql_now()
+        with self._raw:
+            self._raw.executemany(
+                "INSERT OR REPLACE INTO snapshot_user (id, upn, data, removed) VALUES (?, ?, ?, ?)",
+                (
+                    (uid, user.user_principal_name, _compact(user.to_json()), removed)
+                    for uid, (user, removed) in users.items()
+                ),
+            )
+            self._raw.executemany(
+                "INSERT OR REPLACE INTO snapshot_group (id, data, removed) VALUES (?, ?, ?)",
+                (
+                    (gid, _compact(group.to_json()), removed)
+                    for gid, (group, removed) in groups.items()
+                ),
+            )
+            self._raw.executemany(
+                "INSERT OR REPLACE INTO delta_link (resource, link, stored_at) VALUES (?, ?, ?)",
+                [(resource, link, now) for resource, link in delta_links.items()],
+            )
 
     def save_delta_links(self, links: Mapping[str, str]) -> None:
         with self.session() as s:
