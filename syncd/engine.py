@@ -833,6 +833,20 @@ async def run_cycle(
             ledger_users = store.ledger_users()
             ledger_groups = store.ledger_groups()
             member_candidates = None
+        report.labels = _labels(read.users, read.groups)
+        if not dry_run:
+            # Saved before planning, so the records can be dropped as they are mapped. Safe: the
+            # ledger, not the snapshot, says what Learnster holds; an interrupted cycle is
+            # planned again from it.
+            if read.incremental:
+                store.update_snapshot(read.users, read.groups, read.links)
+            else:
+                store.save_snapshot(
+                    read.users,
+                    read.groups,
+                    read.links,
+                    full_read_at=now if read.full and read.complete else None,
+                )
         user_targets, group_targets, problems = build_targets(
             read.users,
             read.groups,
@@ -841,6 +855,7 @@ async def run_cycle(
             mapping_options,
             report_for=None if read.full else read.changed_users,
             member_candidates=member_candidates,
+            consume=not dry_run,
         )
         report.problems.extend(problems)
         for problem in report.problems:
@@ -869,25 +884,11 @@ async def run_cycle(
         report.held = len(report.plan.held)
         report.planned_counts = report.plan.counts()
         report.timings["plan_cpu_seconds"] = time.process_time() - cpu
-        report.labels = _labels(read.users, read.groups)
         if dry_run:
             return report
         del user_targets, group_targets, ledger_users  # the plan holds what is still needed
         applier_groups = ledger_groups
-
-        # The ledger, not the delta, drives what is sent: committing the snapshot and its delta
-        # links before applying loses nothing if the apply is interrupted.
-        if read.incremental:
-            store.update_snapshot(read.users, read.groups, read.links)
-        else:
-            store.save_snapshot(
-                read.users,
-                read.groups,
-                read.links,
-                full_read_at=now if read.full and read.complete else None,
-            )
-        read.users.clear()  # saved; applying needs only the labels
-        read.groups.clear()
+        read.groups.clear()  # saved; applying needs only the labels
         phases, report.plan = list(report.plan.phases), Plan(held=report.plan.held)
         # After a cycle whose tag creates were retried, check those tags once more even when
         # nothing else is to be sent (the only reads a quiet cycle may make).

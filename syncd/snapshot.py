@@ -287,11 +287,14 @@ def build_targets(
     options: MappingOptions,
     report_for: set[str] | None = None,
     member_candidates: set[str] | None = None,
+    consume: bool = False,
 ) -> tuple[dict[str, UserTarget], dict[str, GroupTarget], list[Problem]]:
     """Desired Learnster state from the snapshot: mapped users, soft deletes, tags.
 
     Mapping problems are returned for ``report_for`` only (None: everyone), so an unchanged
     user's bad phone number is reported when it changes, not every night.
+    ``consume``: each user record is removed from ``users`` once mapped, so a big directory's
+    snapshot and its targets are never both in memory whole.
     """
     problems: list[Problem] = []
     targets: dict[str, UserTarget] = {}
@@ -305,7 +308,8 @@ def build_targets(
                 "error",
             )
         )
-    for uid, (user, removed) in users.items():
+    for uid in list(users):
+        user, removed = users.pop(uid) if consume else users[uid]
         if removed == "deleted":
             targets[uid] = UserTarget({}, hard_deleted=True)
             continue
