@@ -252,15 +252,6 @@ def _incremental_inputs(
     }
     reports = store.reports_of(appeared_or_left) - changed if appeared_or_left else set()
     read.users.update(store.load_users(reports))
-    present = store.user_ids(present_only=True)
-    live = store.user_ids(present_only=False)
-    for uid, (_, removed) in read.users.items():
-        present.discard(uid)
-        live.discard(uid)
-        if removed is None:
-            present.add(uid)
-        if removed != "deleted":
-            live.add(uid)
     upns = {u.user_principal_name for uid, (u, rm) in read.users.items() if rm is None}
     for upn, ids in store.ids_by_upn(upns).items():
         mine = {
@@ -270,13 +261,26 @@ def _incremental_inputs(
         }
         if ids - set(read.users) or len(mine) > 1:
             return None
+    # Only the ids the plan can look at: the managers of these users and the members of
+    # these groups (not 100,000-id sets).
+    referenced = {u.manager_id for u, _ in read.users.values() if u.manager_id}
+    for group, _ in read.groups.values():
+        referenced |= group.user_members
+    outside = referenced - set(read.users)
+    present = store.user_ids_among(outside, present_only=True)
+    live = store.user_ids_among(outside, present_only=False)
+    for uid, (_, removed) in read.users.items():
+        if removed is None:
+            present.add(uid)
+        if removed != "deleted":
+            live.add(uid)
     groups = {gid for gid, (_, removed) in read.groups.items() if removed is None}
     affected = set(read.users)
     return (
         Scope(users=present, groups=groups),
         store.ledger_users_for(affected),
         store.ledger_groups_for(set(read.groups)),
-        store.ledger_user_ids(),
+        store.linked_among(referenced | affected),
         live,
     )
 
@@ -356,6 +360,7 @@ class Applier:
         run_id: int | None = None,
         now: datetime | None = None,
         groups: dict[str, LedgerGroup] | None = None,
+        lazy: bool = False,
     ) -> None:
         self.now = now
         self.cancel = cancel
@@ -373,11 +378,13 @@ class Applier:
         self.labels = labels
         self.batch_size = batch_size
         # Only ids in memory: attributes stay in the database (100k users would cost ~150 MB).
-        self.scim_ids: dict[str, str] = store.ledger_scim_ids()
+        # ``lazy``: not even all ids; each one is looked up when first needed (small deltas).
+        self.lazy = lazy
+        self.scim_ids: dict[str, str] = {} if lazy else store.ledger_scim_ids()
         self.groups: dict[str, LedgerGroup] = (
             dict(groups) if groups is not None else store.ledger_groups()
         )
-        self._linked_scim_ids = set(self.scim_ids.values())
+        self._linked_scim_ids: set[str] | None = None if lazy else set(self.scim_ids.values())
         self._graph_of_scim: dict[str, str] | None = None  # built on the first adoption
         self._existing_by_name: dict[str, dict[str, Any]] | None = None
         self._existing_groups: dict[str, dict[str, Any]] | None = None
@@ -494,11 +501,22 @@ class Applier:
         self._log = []
 
     def _resolve(self, graph_id: str) -> str | None:
-        return self.scim_ids.get(graph_id)
+        scim_id = self.scim_ids.get(graph_id)
+        if scim_id is None and self.lazy:
+            scim_id = self.store.scim_id_of(graph_id)
+            if scim_id is not None:
+                self.scim_ids[graph_id] = scim_id
+        return scim_id
+
+    def _is_linked(self, scim_id: str) -> bool:
+        if self._linked_scim_ids is not None:
+            return scim_id in self._linked_scim_ids
+        return scim_id in self.scim_ids.values() or self.store.graph_id_of(scim_id) is not None
 
     def _record_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
         self.scim_ids[graph_id] = entry.scim_id
-        self._linked_scim_ids.add(entry.scim_id)
+        if self._linked_scim_ids is not None:
+            self._linked_scim_ids.add(entry.scim_id)
         if self._graph_of_scim is not None:
             self._graph_of_scim[entry.scim_id] = graph_id
         self.store.put_user(graph_id, entry, adopted=adopted)
@@ -517,7 +535,7 @@ class Applier:
             found = self._existing_by_name.get(user_name.casefold())
         else:
             found = await self.sink.find_user(user_name)
-        if found is not None and found["id"] in self._linked_scim_ids:
+        if found is not None and self._is_linked(found["id"]):
             raise ConflictError(
                 f"Learnster user {user_name!r} is already linked to another directory user",
                 status=409,
@@ -554,9 +572,12 @@ class Applier:
         current = flatten_user_resource(existing)
         if current.get(MANAGER):
             # Compare managers by Graph id: translate Learnster's manager id back if we know it.
-            if self._graph_of_scim is None:
-                self._graph_of_scim = {sid: gid for gid, sid in self.scim_ids.items()}
-            current[MANAGER] = self._graph_of_scim.get(current[MANAGER], current[MANAGER])
+            if self.lazy:
+                current[MANAGER] = self.store.graph_id_of(current[MANAGER]) or current[MANAGER]
+            else:
+                if self._graph_of_scim is None:
+                    self._graph_of_scim = {sid: gid for gid, sid in self.scim_ids.items()}
+                current[MANAGER] = self._graph_of_scim.get(current[MANAGER], current[MANAGER])
         ops = user_patch_operations(current, op.attrs, self._resolve, remove_missing=False)
         sent = self._acknowledged(current, op.attrs)
         if ops:
@@ -580,7 +601,7 @@ class Applier:
         return sent
 
     async def _update_user(self, op: UpdateUser) -> None:
-        scim_id = self.scim_ids.get(op.user_id)
+        scim_id = self._resolve(op.user_id)
         if scim_id is None or self.store.ledger_attrs(op.user_id) != dict(op.before):
             self._outcome(op, "stale")
             return
@@ -600,7 +621,7 @@ class Applier:
 
     def _forget_user(self, graph_id: str) -> None:
         scim_id = self.scim_ids.pop(graph_id, None)
-        if scim_id is not None:
+        if scim_id is not None and self._linked_scim_ids is not None:
             self._linked_scim_ids.discard(scim_id)
         self.store.drop_user(graph_id)
         for gid, group in list(self.groups.items()):
@@ -610,7 +631,7 @@ class Applier:
                 )
 
     async def _delete_user(self, op: DeleteUser) -> None:
-        scim_id = self.scim_ids.get(op.user_id)
+        scim_id = self._resolve(op.user_id)
         if scim_id is None:
             return
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
@@ -874,6 +895,7 @@ async def run_cycle(
                 member_batch_size=config.sync.member_batch_size,
             ),
             linked_users=linked_users,
+            linked_count=store.ledger_user_count() if linked_users is not None else None,
         )
         if approved is not None:
             report.plan, report.stale = restrict_plan(report.plan, approved)
@@ -907,6 +929,7 @@ async def run_cycle(
                     run_id=run_id,
                     now=now,
                     groups=applier_groups,
+                    lazy=report.incremental,
                 )
                 cpu = time.process_time()
                 await applier.apply(phases, config.learnster.max_concurrency)

@@ -234,6 +234,7 @@ def plan(
     ledger_groups: Mapping[str, LedgerGroup],
     options: PlanOptions = PlanOptions(),
     linked_users: AbstractSet[str] | None = None,
+    linked_count: int | None = None,
 ) -> Plan:
     """Compare targets with the ledger and order the operations that make Learnster match.
 
@@ -241,7 +242,8 @@ def plan(
     deleted, but only when ``options.allow_removals`` (a complete read).
     ``linked_users``: every user id Learnster holds, when ``ledger_users`` is only the part of
     the ledger this plan is about (incremental planning); managers and members are checked
-    against it.
+    against it. ``linked_count``: how many users Learnster holds in all (the guard's base)
+    when ``linked_users`` is itself only the part that matters.
     """
     b = _Builder()
     deleted: set[str] = set()
@@ -280,7 +282,7 @@ def plan(
 
     held: tuple[Operation, ...] = ()
     removal_count = sum(1 for op in [*b.removals, *b.group_ops] if is_removal(op))
-    linked_total = len(linked_ids) + len(ledger_groups)
+    linked_total = (len(linked_ids) if linked_count is None else linked_count) + len(ledger_groups)
     if not options.allow_deletions and guard_trips(removal_count, linked_total, options):
         held = tuple(op for op in [*b.removals, *b.group_ops] if is_removal(op))
         b.removals = []

@@ -383,6 +383,35 @@ class Store:
             gid: LedgerGroup(sid, name, frozenset(members.get(gid, ()))) for gid, sid, name in rows
         }
 
+    def user_ids_among(self, ids: Iterable[str], *, present_only: bool) -> set[str]:
+        """Which of ``ids`` are present (or at least not permanently deleted) in the snapshot."""
+        sql = (
+            "SELECT id FROM snapshot_user WHERE removed IS NULL AND id IN ({ids})"
+            if present_only
+            else "SELECT id FROM snapshot_user "
+            "WHERE (removed IS NULL OR removed != 'deleted') AND id IN ({ids})"
+        )
+        return {r[0] for r in self._in_chunks(sql, ids)}
+
+    def linked_among(self, ids: Iterable[str]) -> set[str]:
+        rows = self._in_chunks("SELECT graph_id FROM ledger_user WHERE graph_id IN ({ids})", ids)
+        return {r[0] for r in rows}
+
+    def ledger_user_count(self) -> int:
+        return int(self._raw.execute("SELECT COUNT(*) FROM ledger_user").fetchone()[0])
+
+    def scim_id_of(self, graph_id: str) -> str | None:
+        row = self._raw.execute(
+            "SELECT scim_id FROM ledger_user WHERE graph_id = ?", (graph_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def graph_id_of(self, scim_id: str) -> str | None:
+        row = self._raw.execute(
+            "SELECT graph_id FROM ledger_user WHERE scim_id = ?", (scim_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def ledger_user_ids(self) -> set[str]:
         return {sys.intern(r[0]) for r in self._raw.execute("SELECT graph_id FROM ledger_user")}
 
