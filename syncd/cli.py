@@ -19,7 +19,7 @@ from rich.table import Table
 
 from syncd import __version__
 from syncd.config import Config, config_path, load_config
-from syncd.engine import CycleReport, run_cycle
+from syncd.engine import CycleReport, labels_of, run_cycle
 from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
 from syncd.health import Metrics, after_cycle
 from syncd.logs import under_systemd
@@ -479,12 +479,9 @@ def store_labels(config: Config) -> dict[str, str]:
     """Object id -> UPN or group name, from the snapshot."""
     store = Store(config.state_database)
     try:
-        users, groups = store.load_snapshot()
+        return labels_of(*store.load_snapshot())
     finally:
         store.close()
-    labels = {uid: user.user_principal_name for uid, (user, _) in users.items()}
-    labels.update({gid: group.display_name for gid, (group, _) in groups.items()})
-    return labels
 
 
 def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> int:

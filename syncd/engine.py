@@ -760,7 +760,8 @@ async def _run_bounded(
         raise failed.exceptions[0] from None
 
 
-def _labels(users: UserSnapshot, groups: GroupSnapshot) -> dict[str, str]:
+def labels_of(users: UserSnapshot, groups: GroupSnapshot) -> dict[str, str]:
+    """Object id -> UPN or group name, for people reading reports and logs."""
     labels = {uid: user.user_principal_name for uid, (user, _) in users.items()}
     labels.update({gid: group.display_name for gid, (group, _) in groups.items()})
     return labels
@@ -854,7 +855,7 @@ async def run_cycle(
             ledger_users = store.ledger_users()
             ledger_groups = store.ledger_groups()
             member_candidates = None
-        report.labels = _labels(read.users, read.groups)
+        report.labels = labels_of(read.users, read.groups)
         if not dry_run:
             # Saved before planning, so the records can be dropped as they are mapped. Safe: the
             # ledger, not the snapshot, says what Learnster holds; an interrupted cycle is
