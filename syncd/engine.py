@@ -186,12 +186,7 @@ async def read_directory(
         user_problems = streamed.problems
         changed_users = set(streamed.users) | streamed.failed
     else:
-        users, user_problems = fold_users(
-            previous[0],
-            rounds[USERS].objects,
-            rounds[USERS].removed,
-            full=False,
-        )
+        users, user_problems = fold_users(previous[0], rounds[USERS].objects, rounds[USERS].removed)
         changed_users = set(rounds[USERS].objects)
     groups, group_problems = fold_groups(
         previous[1],

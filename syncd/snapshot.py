@@ -12,6 +12,7 @@ from syncd.model import (
     MAX_VALUE_LENGTH,
     USER_STRING_PROPERTIES,
     USER_TYPE,
+    Decoded,
     DirectoryGroup,
     DirectoryUser,
     Problem,
@@ -25,44 +26,37 @@ UserSnapshot = dict[str, tuple[DirectoryUser, str | None]]
 GroupSnapshot = dict[str, tuple[DirectoryGroup, str | None]]
 
 
+def _decode_delta_user(obj: Mapping[str, Any], base: DirectoryUser | None) -> Decoded:
+    """Decode one users/delta object, merged over ``base`` (its properties before the round)."""
+    merged: dict[str, Any] = _graph_shape(base) if base is not None else {}
+    merged.update({k: v for k, v in obj.items() if k != "manager@delta"})
+    if "manager@delta" in obj:
+        merged["manager"] = _manager_from_delta(obj["manager@delta"])
+    return decode_user(merged)
+
+
 def fold_users(
     previous: Mapping[str, tuple[DirectoryUser, str | None]],
     objects: Mapping[str, Mapping[str, Any]],
     removed: Mapping[str, str],
-    *,
-    full: bool,
 ) -> tuple[UserSnapshot, list[Problem]]:
-    """The user snapshot after one delta round.
+    """The user snapshot after an incremental delta round (full rounds: FullUserRound).
 
-    A full round lists every user: one the snapshot holds but the round does not is gone
-    (recycle bin or deleted; a full read cannot tell, so it counts as a soft delete). An
-    incremental round carries only changed properties, merged over what the snapshot holds.
-    A record that fails to decode keeps its previous state: bad data never removes anyone.
+    Such a round carries only changed properties, merged over what the snapshot holds. A
+    record that fails to decode keeps its previous state: bad data never removes anyone.
     """
     problems: list[Problem] = []
-    result: UserSnapshot = {} if full else dict(previous)
+    result: UserSnapshot = dict(previous)
     for object_id, obj in objects.items():
         before = previous.get(object_id)
-        merged: dict[str, Any] = {}
-        if before is not None and not full:
-            merged = _graph_shape(before[0])
-        merged.update({k: v for k, v in obj.items() if k != "manager@delta"})
-        if "manager@delta" in obj:
-            merged["manager"] = _manager_from_delta(obj["manager@delta"])
-        decoded = decode_user(merged)
+        decoded = _decode_delta_user(obj, before[0] if before is not None else None)
         problems.extend(decoded.problems)
         if decoded.user is not None:
             result[object_id] = (decoded.user, None)
-        elif before is not None:
-            result[object_id] = before
     for object_id, reason in removed.items():
-        before = previous.get(object_id) or result.get(object_id)
+        before = result.get(object_id)
         if before is not None:
             result[object_id] = (before[0], reason)
-    if full:
-        for object_id, (user, was_removed) in previous.items():
-            if object_id not in result and was_removed != "deleted":
-                result[object_id] = (user, "changed")
     return result, problems
 
 
@@ -85,10 +79,7 @@ class FullUserRound:
         if isinstance(removed, Mapping) and isinstance(object_id, str):
             self.removed[object_id] = "deleted" if removed.get("reason") == "deleted" else "changed"
             return
-        shaped = {k: v for k, v in obj.items() if k != "manager@delta"}
-        if "manager@delta" in obj:
-            shaped["manager"] = _manager_from_delta(obj["manager@delta"])
-        decoded = decode_user(shaped)
+        decoded = _decode_delta_user(obj, None)
         self.problems.extend(decoded.problems)
         if decoded.user is not None:
             self.users[decoded.user.id] = decoded.user
@@ -98,7 +89,12 @@ class FullUserRound:
     def finish(
         self, previous: Mapping[str, tuple[DirectoryUser, str | None]], *, complete: bool
     ) -> UserSnapshot:
-        """The snapshot after the round (same rules as ``fold_users`` with ``full``)."""
+        """The snapshot after the round.
+
+        Complete: a user the snapshot holds but the round does not is gone (recycle bin or
+        deleted; a full read cannot tell, so it counts as a soft delete). A record that failed
+        to decode keeps its previous state.
+        """
         if not complete:  # partial: what was read updates the snapshot, nothing is removed
             result: UserSnapshot = dict(previous)
             result.update((uid, (user, None)) for uid, user in self.users.items())

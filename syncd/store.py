@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -335,15 +334,6 @@ class Store:
         )
         return {gid: (DirectoryGroup.from_json(json.loads(data)), rm) for gid, data, rm in rows}
 
-    def user_ids(self, *, present_only: bool) -> set[str]:
-        """Snapshot user ids: present ones, or every one not permanently deleted."""
-        sql = (
-            "SELECT id FROM snapshot_user WHERE removed IS NULL"
-            if present_only
-            else "SELECT id FROM snapshot_user WHERE removed IS NULL OR removed != 'deleted'"
-        )
-        return {sys.intern(r[0]) for r in self._raw.execute(sql)}
-
     def reports_of(self, manager_ids: Iterable[str]) -> set[str]:
         rows = self._in_chunks(
             "SELECT id FROM snapshot_user WHERE json_extract(data, '$.managerId') IN ({ids})",
@@ -411,9 +401,6 @@ class Store:
             "SELECT graph_id FROM ledger_user WHERE scim_id = ?", (scim_id,)
         ).fetchone()
         return str(row[0]) if row else None
-
-    def ledger_user_ids(self) -> set[str]:
-        return {sys.intern(r[0]) for r in self._raw.execute("SELECT graph_id FROM ledger_user")}
 
     def update_snapshot(
         self,
@@ -705,7 +692,3 @@ def _compact(data: Any) -> str:
 def _sql_now() -> str:
     # The text form SQLAlchemy uses for DateTime on SQLite, so ORM reads of these rows work.
     return utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def to_json_lines(items: Iterable[Mapping[str, Any]]) -> str:
-    return "\n".join(json.dumps(item, default=str) for item in items)
