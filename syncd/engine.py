@@ -40,6 +40,7 @@ from syncd.planner import (
     RemoveMembers,
     RenameGroup,
     UpdateUser,
+    as_dict,
     object_id,
     operation_to_json,
     plan,
@@ -539,14 +540,15 @@ class Applier:
         return found
 
     async def _create_user(self, op: CreateUser) -> None:
-        user_name = str(op.attrs[USER_NAME])
+        attrs = as_dict(op.attrs)
+        user_name = str(attrs[USER_NAME])
         if op.user_id in self._intents and self._existing_by_name is None:
             log.info("%s: a create was interrupted before; matching it first", user_name)
         existing = await self._match(user_name)
         if existing is None:
-            manager = op.attrs.get(MANAGER)
+            manager = attrs.get(MANAGER)
             manager_scim = self._resolve(manager) if manager else None
-            sent = dict(op.attrs)
+            sent = attrs
             if manager and manager_scim is None:
                 sent.pop(MANAGER)  # manager failed or is not there yet: a later cycle links it
             self.store.record_intent(op.user_id, user_name)
@@ -560,9 +562,11 @@ class Applier:
                 self._record_user(op.user_id, LedgerUser(created["id"], sent))
                 self._outcome(op, "created")
                 return
-        await self._adopt(op, existing)
+        await self._adopt(op, attrs, existing)
 
-    async def _adopt(self, op: CreateUser, existing: Mapping[str, Any]) -> None:
+    async def _adopt(
+        self, op: CreateUser, attrs: dict[str, Any], existing: Mapping[str, Any]
+    ) -> None:
         """Link a user Learnster already has and update it to the mapped values."""
         current = flatten_user_resource(existing)
         if current.get(MANAGER):
@@ -573,8 +577,8 @@ class Applier:
                 if self._graph_of_scim is None:
                     self._graph_of_scim = {sid: gid for gid, sid in self.scim_ids.items()}
                 current[MANAGER] = self._graph_of_scim.get(current[MANAGER], current[MANAGER])
-        ops = user_patch_operations(current, op.attrs, self._resolve, remove_missing=False)
-        sent = self._acknowledged(current, op.attrs)
+        ops = user_patch_operations(current, attrs, self._resolve, remove_missing=False)
+        sent = self._acknowledged(current, attrs)
         if ops:
             await self.sink.patch_user(existing["id"], ops)
         self._record_user(op.user_id, LedgerUser(existing["id"], sent), adopted=True)
@@ -646,19 +650,42 @@ class Applier:
 
     async def _create_group(self, op: CreateGroup) -> None:
         existing = (self._existing_groups or {}).get(op.group_id)
+        # Members whose own create failed are left out: a later cycle adds them.
+        members = {uid: sid for uid in op.user_ids if (sid := self._resolve(uid)) is not None}
         if existing is not None:  # our own tag from an earlier life of the state database
             scim_id = existing["id"]
+            ops: list[dict[str, Any]] = []
             if existing.get("displayName") != op.display_name:
-                await self.sink.patch_group(
-                    scim_id, [{"op": "replace", "path": "displayName", "value": op.display_name}]
-                )
+                ops.append({"op": "replace", "path": "displayName", "value": op.display_name})
+            if members:
+                value = [{"value": sid} for sid in members.values()]
+                ops.append({"op": "add", "path": "members", "value": value})
+            if ops:
+                await self.sink.patch_group(scim_id, ops)
             outcome = "adopted"
         else:
-            created = await self.sink.create_group(group_resource(op.display_name, op.group_id))
+            try:
+                created = await self.sink.create_group(
+                    group_resource(op.display_name, op.group_id, members.values())
+                )
+            except ScimError as exc:
+                if not members or exc.status != 400:
+                    raise
+                # A member Learnster refuses must not keep the tag from existing: create it
+                # empty, and fail the operation so the next cycle adds the members in batches.
+                created = await self.sink.create_group(group_resource(op.display_name, op.group_id))
+                self._link_group(op, created["id"], {})
+                detail = f"tag created without its members: {exc.detail or exc}"
+                raise ScimError(detail, status=exc.status, detail=detail) from None
             scim_id, outcome = created["id"], "created"
-        self.groups[op.group_id] = LedgerGroup(scim_id, op.display_name, frozenset())
-        self.store.put_group(op.group_id, scim_id, op.display_name)
+        self._link_group(op, scim_id, members)
         self._outcome(op, outcome)
+
+    def _link_group(self, op: CreateGroup, scim_id: str, members: Mapping[str, str]) -> None:
+        self.groups[op.group_id] = LedgerGroup(scim_id, op.display_name, frozenset(members))
+        self.store.put_group(op.group_id, scim_id, op.display_name)
+        if members:
+            self.store.add_members(op.group_id, set(members))
 
     async def _rename_group(self, op: RenameGroup) -> None:
         linked = self.groups.get(op.group_id)

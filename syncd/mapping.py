@@ -132,7 +132,11 @@ def phone_region(user: DirectoryUser, default_region: str) -> str:
     usageLocation (set for licensing) or the user's country beat the site default, so a
     New York office's "(212) 555-0186" is read as a US number even when the default is SE.
     """
-    for value in (user.get("usageLocation"), user.get("country")):
+    return _region_of(user.properties, default_region)
+
+
+def _region_of(properties: Mapping[str, str], default_region: str) -> str:
+    for value in (properties.get("usageLocation"), properties.get("country")):
         if value:
             region = country_region(value)
             if region:
@@ -149,14 +153,18 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
     problems: list[Problem] = []
     table = options.table()
     flat: dict[str, Any] = {}
+    properties = user.properties  # unpacked once: every get() would unpack again
     for path, prop in table.items():
         if path in (FORMATTED_NAME, MANAGER):
             continue
-        value = user.get(prop)
+        if prop == "businessPhones":
+            value = user.business_phones[0] if user.business_phones else ""
+        else:
+            value = properties.get(prop, "")
         if not value:
             continue
         if path in PHONE_PATHS:
-            region = phone_region(user, options.phone_default_region)
+            region = _region_of(properties, options.phone_default_region)
             normalised = normalise_phone(value, region)
             if normalised is None:
                 problems.append(
@@ -384,6 +392,19 @@ def _sorted_items(flat: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
     return [*others, *phones]
 
 
-def group_resource(display_name: str, external_id: str) -> dict[str, Any]:
-    """The POST /Groups body: a Learnster tag named after the group, keyed by its object id."""
-    return {"schemas": [GROUP_SCHEMA], "displayName": display_name, "externalId": external_id}
+def group_resource(
+    display_name: str, external_id: str, member_ids: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The POST /Groups body: a Learnster tag named after the group, keyed by its object id.
+
+    ``member_ids``: Learnster user ids of the few members that ride in the POST.
+    """
+    resource: dict[str, Any] = {
+        "schemas": [GROUP_SCHEMA],
+        "displayName": display_name,
+        "externalId": external_id,
+    }
+    members = [{"value": member} for member in member_ids]
+    if members:
+        resource["members"] = members
+    return resource

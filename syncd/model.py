@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Mapping
@@ -51,25 +52,98 @@ class Problem:
         return f"{self.object_id}: {self.field}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+# The string properties other than the UPN, in the order a DirectoryUser packs them.
+_PACKED_PROPERTIES: tuple[str, ...] = tuple(
+    name for name in USER_STRING_PROPERTIES if name != "userPrincipalName"
+)
+
+
 class DirectoryUser:
-    """One Entra user as syncd needs it; keyed by the immutable object id, never by UPN."""
+    """One Entra user as syncd needs it; keyed by the immutable object id, never by UPN.
+
+    Immutable. The string properties other than the UPN are packed into one JSON array: a
+    100,000-user snapshot then takes ~45 MB instead of ~190 MB as one dict per user (measured
+    with ``make bench``). ``properties`` unpacks them; read it once per user, not per field.
+    """
+
+    __slots__ = (
+        "_packed",
+        "account_enabled",
+        "business_phones",
+        "id",
+        "manager_id",
+        "user_principal_name",
+    )
 
     id: str
-    properties: Mapping[str, str]  # the selected string properties that have a value
-    account_enabled: bool = True
-    business_phones: tuple[str, ...] = ()
-    manager_id: str | None = None
+    user_principal_name: str
+    account_enabled: bool
+    business_phones: tuple[str, ...]
+    manager_id: str | None
+    _packed: str
+
+    def __init__(
+        self,
+        id: str,
+        properties: Mapping[str, str],
+        account_enabled: bool = True,
+        business_phones: tuple[str, ...] = (),
+        manager_id: str | None = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "id", id)
+        setter(self, "user_principal_name", properties.get("userPrincipalName", ""))
+        setter(self, "account_enabled", account_enabled)
+        setter(self, "business_phones", tuple(business_phones))
+        setter(self, "manager_id", manager_id)
+        values = [properties.get(name) or "" for name in _PACKED_PROPERTIES]
+        setter(self, "_packed", json.dumps(values, ensure_ascii=False, separators=(",", ":")))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"DirectoryUser is immutable (setting {name!r})")
 
     @property
-    def user_principal_name(self) -> str:
-        return self.properties.get("userPrincipalName", "")
+    def properties(self) -> dict[str, str]:
+        """The selected string properties that have a value, by Graph name."""
+        unpacked = {
+            name: value
+            for name, value in zip(_PACKED_PROPERTIES, json.loads(self._packed), strict=True)
+            if value
+        }
+        if self.user_principal_name:
+            unpacked["userPrincipalName"] = self.user_principal_name
+        return unpacked
 
     def get(self, name: str) -> str:
         """A Graph property by its Graph name, "" when absent."""
         if name == "businessPhones":
             return self.business_phones[0] if self.business_phones else ""
+        if name == "userPrincipalName":
+            return self.user_principal_name
         return self.properties.get(name, "")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.user_principal_name,
+            self._packed,
+            self.account_enabled,
+            self.business_phones,
+            self.manager_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DirectoryUser) and other._key() == self._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"DirectoryUser(id={self.id!r}, properties={self.properties!r}, "
+            f"account_enabled={self.account_enabled!r}, business_phones={self.business_phones!r}, "
+            f"manager_id={self.manager_id!r})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,7 @@ Learnster ids when it sends, because creates earlier in the same plan assign the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,79 @@ class GroupTarget:
 
 def canonical_json(attrs: Mapping[str, Any]) -> str:
     """The one text form of a flat attribute set (how the ledger stores it)."""
+    if isinstance(attrs, PackedAttrs):
+        return attrs.json
     return json.dumps(attrs, sort_keys=True, separators=(",", ":"))
+
+
+_ABSENT: Any = object()
+
+
+class PackedAttrs(Mapping[str, Any]):
+    """A read-only flat attribute set kept as its canonical JSON text.
+
+    The targets and creates of 100,000 users as dicts would cost ~150 MB; as text about
+    half. ``active`` and ``manager``, which the planner reads for every user, stay unpacked;
+    anything else unpacks the text, so hot paths call ``unpack()`` once (see ``as_dict``).
+    """
+
+    __slots__ = ("_active", "_json", "_manager")
+
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
+        self._json = canonical_json(attrs)
+        self._active = attrs.get(ACTIVE, _ABSENT)
+        self._manager = attrs.get(MANAGER, _ABSENT)
+
+    @property
+    def json(self) -> str:
+        return self._json
+
+    def unpack(self) -> dict[str, Any]:
+        unpacked: dict[str, Any] = json.loads(self._json)
+        return unpacked
+
+    def __getitem__(self, key: str) -> Any:
+        fast = self._active if key == ACTIVE else self._manager if key == MANAGER else None
+        if fast is _ABSENT:
+            raise KeyError(key)
+        return fast if fast is not None else self.unpack()[key]
+
+    def __contains__(self, key: object) -> bool:
+        if key == ACTIVE:
+            return self._active is not _ABSENT
+        if key == MANAGER:
+            return self._manager is not _ABSENT
+        return key in self.unpack()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.unpack())
+
+    def __len__(self) -> int:
+        return len(self.unpack())
+
+    def keys(self) -> KeysView[str]:
+        return self.unpack().keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.unpack().items()
+
+    def values(self) -> ValuesView[Any]:
+        return self.unpack().values()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedAttrs):
+            return other._json == self._json
+        return isinstance(other, Mapping) and self.unpack() == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]  # a Mapping, compared by value
+
+    def __repr__(self) -> str:
+        return f"PackedAttrs({self._json})"
+
+
+def as_dict(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict of ``attrs``, unpacking PackedAttrs in one parse (``dict()`` takes one per key)."""
+    return attrs.unpack() if isinstance(attrs, PackedAttrs) else dict(attrs)
 
 
 class LedgerUser:
@@ -129,6 +201,9 @@ class DeleteUser:
 class CreateGroup:
     group_id: str
     display_name: str
+    # Members that ride in the POST: the part of the members that does not fill a whole
+    # PATCH batch, so a new tag costs 1 + ⌊members ÷ batch size⌋ requests.
+    user_ids: tuple[str, ...] = ()
     kind = "create_group"
 
 
@@ -263,9 +338,9 @@ def plan(
                 b.creates[user_id] = CreateUser(user_id, target.attrs)
             continue
         if not options.allow_removals and linked.active and not target.attrs.get(ACTIVE, True):
-            target = UserTarget({**target.attrs, ACTIVE: True})
+            target = UserTarget({**as_dict(target.attrs), ACTIVE: True})
         if not linked.holds(target.attrs):
-            update = UpdateUser(user_id, linked.attrs, target.attrs)
+            update = UpdateUser(user_id, linked.attrs, as_dict(target.attrs))
             (b.removals if update.deactivates else b.updates).append(update)
     if options.allow_removals:
         for user_id, linked in ledger_users.items():
@@ -317,7 +392,7 @@ def _fix_manager_references(b: _Builder, in_learnster: set[str]) -> None:
     for user_id, create in list(b.creates.items()):
         manager = create.attrs.get(MANAGER)
         if manager is not None and manager not in in_learnster:
-            b.creates[user_id] = CreateUser(user_id, _without(create.attrs, MANAGER))
+            b.creates[user_id] = CreateUser(user_id, PackedAttrs(_without(create.attrs, MANAGER)))
     for ops in (b.updates, b.removals):
         for i, op in enumerate(ops):
             if not isinstance(op, UpdateUser):
@@ -352,8 +427,10 @@ def _create_waves(b: _Builder) -> list[tuple[Operation, ...]]:
                 break
             if node in on_path:  # a manager cycle: cut it here, this user becomes a root
                 create = b.creates[node]
-                b.creates[node] = CreateUser(node, _without(create.attrs, MANAGER))
-                b.updates.append(UpdateUser(node, b.creates[node].attrs, create.attrs))
+                b.creates[node] = CreateUser(node, PackedAttrs(_without(create.attrs, MANAGER)))
+                b.updates.append(
+                    UpdateUser(node, as_dict(b.creates[node].attrs), as_dict(create.attrs))
+                )
                 depth[node] = base = 0
                 path = path[: path.index(node)]
                 break
@@ -382,13 +459,16 @@ def _plan_groups(
         linked = ledger_groups.get(group_id)
         wanted = target.members & in_learnster
         if linked is None:
-            b.group_ops.append(CreateGroup(group_id, target.display_name))
+            adds = sorted(wanted)
+            carried = len(adds) % batch
+            b.group_ops.append(CreateGroup(group_id, target.display_name, tuple(adds[:carried])))
+            adds = adds[carried:]
             current: frozenset[str] = frozenset()
         else:
             current = linked.members
             if linked.display_name != target.display_name:
                 b.group_ops.append(RenameGroup(group_id, linked.display_name, target.display_name))
-        adds = sorted(wanted - current)
+            adds = sorted(wanted - current)
         # A user deleted from Learnster leaves its tags with it: no removal request.
         removes = sorted(current - wanted - deleted) if options.allow_removals else []
         b.member_ops.extend(AddMembers(group_id, chunk) for chunk in _chunks(adds, batch))
@@ -410,11 +490,13 @@ def operation_to_json(op: Operation) -> dict[str, Any]:
     """A JSON-ready description of one operation (plans, --json output)."""
     data: dict[str, Any] = {"kind": op.kind, "object": object_id(op)}
     if isinstance(op, CreateUser):
-        data["attributes"] = dict(op.attrs)
+        data["attributes"] = as_dict(op.attrs)
     elif isinstance(op, UpdateUser):
         data["changes"] = [{"path": p, "old": o, "new": n} for p, o, n in op.changes()]
     elif isinstance(op, CreateGroup):
         data["displayName"] = op.display_name
+        if op.user_ids:
+            data["members"] = list(op.user_ids)
     elif isinstance(op, RenameGroup):
         data["changes"] = [{"path": "displayName", "old": op.before, "new": op.after}]
     elif isinstance(op, AddMembers | RemoveMembers):

@@ -29,6 +29,10 @@ SCIM_JSON = "application/scim+json"
 LIST_PAGE_SIZE = 500
 
 
+# Methods whose successful answer syncd never reads (200 with a body and 204 are both fine).
+_ANSWER_UNUSED = frozenset({"PATCH", "DELETE"})
+
+
 class ScimError(SyncdError):
     """A SCIM request failed; ``status`` is the HTTP status (0 for transport failures)."""
 
@@ -221,11 +225,22 @@ class ScimSink:
             headers["Content-Type"] = SCIM_JSON
         if self._pacer is not None:
             await self._pacer.wait()
+        request = self._client.build_request(
+            method, path, content=content, params=params, headers=headers
+        )
         async with self._slots:
             try:
-                response = await self._client.request(
-                    method, path, content=content, params=params, headers=headers
-                )
+                response = await self._client.send(request, stream=True)
+                try:
+                    if response.status_code < 300 and method in _ANSWER_UNUSED:
+                        # Read and dropped chunk by chunk: a PATCH answer can hold a whole
+                        # tag of 30,000 members, 16 of them at once cost 100 MB for nothing.
+                        async for _ in response.aiter_raw():
+                            pass
+                    else:
+                        await response.aread()
+                finally:
+                    await response.aclose()
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
             except httpx.TransportError as exc:

@@ -19,7 +19,7 @@ from syncd.model import (
     clean_text,
     decode_user,
 )
-from syncd.planner import GroupTarget, LedgerUser, UserTarget
+from syncd.planner import GroupTarget, LedgerUser, PackedAttrs, UserTarget
 
 # id -> (record, removed) where removed is None, "changed" (recycle bin) or "deleted".
 UserSnapshot = dict[str, tuple[DirectoryUser, str | None]]
@@ -318,7 +318,7 @@ def build_targets(
             manager = attrs.get(MANAGER)
             if manager is not None and manager not in scope.users:
                 del attrs[MANAGER]  # a manager outside scope does not exist in Learnster
-            targets[uid] = UserTarget(attrs)
+            targets[uid] = UserTarget(PackedAttrs(attrs))
         elif uid in ledger:
             # Recycle bin or out of scope: the soft delete sends only active=false.
             targets[uid] = UserTarget({**ledger[uid].attrs, ACTIVE: False})

@@ -60,7 +60,7 @@ def apply(the_plan: Plan, ledger: Ledger) -> Ledger:
                 for g, lg in groups.items()
             }
         elif isinstance(op, CreateGroup):
-            groups[op.group_id] = LedgerGroup(next(ids), op.display_name)
+            groups[op.group_id] = LedgerGroup(next(ids), op.display_name, frozenset(op.user_ids))
         elif isinstance(op, RenameGroup):
             g = groups[op.group_id]
             groups[op.group_id] = LedgerGroup(g.scim_id, op.after, g.members)
@@ -153,7 +153,23 @@ def test_members_are_batched() -> None:
         PlanOptions(member_batch_size=100),
     )
     adds = [op for op in result.operations if isinstance(op, AddMembers)]
-    assert sorted(len(op.user_ids) for op in adds) == [50, 100, 100]
+    assert sorted(len(op.user_ids) for op in adds) == [100, 100]
+    # The 50 that do not fill a batch ride in the POST: 1 + ⌊250 ÷ 100⌋ requests, no more.
+    (create,) = [op for op in result.operations if isinstance(op, CreateGroup)]
+    assert len(create.user_ids) == 50
+    assert set(create.user_ids).isdisjoint(u for op in adds for u in op.user_ids)
+    assert set(create.user_ids) | {u for op in adds for u in op.user_ids} == set(targets)
+
+
+def test_a_new_group_with_a_whole_number_of_batches_is_posted_empty() -> None:
+    targets = {f"u{i}": user(f"u{i}") for i in range(200)}
+    result = plan(targets, {}, {"g": GroupTarget("G", frozenset(targets))}, {})
+    (create,) = [op for op in result.operations if isinstance(op, CreateGroup)]
+    assert create.user_ids == ()
+    assert [len(op.user_ids) for op in result.operations if isinstance(op, AddMembers)] == [
+        100,
+        100,
+    ]
 
 
 def test_guard_holds_all_removals_but_lets_creates_and_updates_through() -> None:
@@ -292,7 +308,7 @@ def test_no_operation_refers_to_an_object_created_later(
                 assert op.user_id in existing_users
             if isinstance(op, AddMembers | RemoveMembers | RenameGroup | DeleteGroup):
                 assert op.group_id in existing_groups
-            if isinstance(op, AddMembers):
+            if isinstance(op, AddMembers | CreateGroup):
                 assert set(op.user_ids) <= existing_users
         existing_users |= created_users
         existing_groups |= created_groups

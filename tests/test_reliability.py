@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from syncd.config import Secret
@@ -74,6 +75,48 @@ def test_throttling_is_retried_honouring_retry_after() -> None:
         assert isinstance(elapsed, float)
         assert elapsed >= 0.6  # two waits of Retry-After
         assert [r.status for r in fake.requests] == [429, 429, 201]
+
+
+# Run in its own process, so the fake's allocations in this one are not counted.
+_PATCH_PEAK = """
+import asyncio, sys, tracemalloc
+from syncd.config import Secret
+from syncd.sink import ScimSink
+
+async def main() -> None:
+    async with ScimSink(sys.argv[1], Secret("t")) as sink:
+        ops = [{"op": "replace", "path": "displayName", "value": "All"}]
+        await sink.patch_group(sys.argv[2], ops)  # connection set up outside the measurement
+        tracemalloc.start()
+        await sink.patch_group(sys.argv[2], ops)
+        print(tracemalloc.get_traced_memory()[1])
+
+asyncio.run(main())
+"""
+
+
+def test_a_patch_answer_is_not_kept_in_memory() -> None:
+    # Learnster answers a tag PATCH with the whole tag: 30,000 members at 100,000 users.
+    with FakeLearnster(token="t") as fake:
+        members = [
+            {"value": fake.add_user({"userName": f"member{i}@x.example"})} for i in range(30_000)
+        ]
+        tag = fake.add_group({"displayName": "Everyone", "members": members})
+        done = subprocess.run(
+            [sys.executable, "-c", _PATCH_PEAK, fake.base_url, tag],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        peak = int(done.stdout)
+        answer = len(json.dumps(fake.groups[tag]))
+        assert answer > 1_500_000
+        # Read and dropped in chunks (asyncio reads up to 256 KiB at a time), never held whole:
+        # holding it costs about twice its size (the chunks, then the joined body).
+        assert peak < answer / 2
+        assert fake.groups[tag]["displayName"] == "All"
+        assert [r.method for r in fake.requests] == ["PATCH", "PATCH"]
 
 
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
@@ -146,6 +189,36 @@ def test_escrow_backoff_grows_and_failed_objects_do_not_block_others(
     assert waits[3] >= 40
     enabled = sum(1 for u in h.graph.users if u.get("accountEnabled"))
     assert len(h.learnster.users) == enabled - 1
+
+
+def test_a_tag_whose_posted_members_are_refused_is_created_once_and_reported(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=12)
+    assert h.sync().exit_code == ExitCode.OK
+    gone, kept = [u for u in h.graph.users if u.get("accountEnabled")][:2]
+    # Deleted in Learnster behind syncd's back: the ledger still links it.
+    gone_id = h.learnster.user_by_username(gone["userPrincipalName"])["id"]
+    with httpx.Client(base_url=h.learnster.base_url, verify=False) as client:
+        response = client.delete(
+            f"/Users/{gone_id}", headers={"Authorization": f"Bearer {LEARNSTER_TOKEN}"}
+        )
+        assert response.status_code == 204
+    gid = h.graph.add_group({"displayName": "Late tag"}, member_ids=[gone["id"], kept["id"]])
+    start = datetime.now(UTC)
+    report = h.sync(now=start)
+    assert report.exit_code == ExitCode.PARTIAL
+    [(object_id, label, error)] = report.failures
+    assert (object_id, label) == (gid, "Late tag")
+    assert "tag created without its members" in error
+    tags = [g for g in h.learnster.groups.values() if g.get("externalId") == gid]
+    assert len(tags) == 1
+    assert not tags[0].get("members")
+    # Linked despite the failure: retrying never makes a second tag.
+    h.learnster.clear_requests()
+    h.sync(now=start + timedelta(hours=1))
+    assert not [r for r in h.scim_requests() if (r.method, r.path) == ("POST", "/Groups")]
+    assert len([g for g in h.learnster.groups.values() if g.get("externalId") == gid]) == 1
 
 
 def test_quarantine_stops_sending_when_most_operations_fail(
