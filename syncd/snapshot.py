@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,7 +329,15 @@ def build_targets(
         else member_candidates
     )
     group_targets = {
-        gid: GroupTarget(groups[gid][0].display_name, groups[gid][0].user_members & members_ok)
+        gid: GroupTarget(
+            groups[gid][0].display_name, _within(groups[gid][0].user_members, members_ok)
+        )
         for gid in scope.groups
     }
     return targets, group_targets, problems
+
+
+def _within(members: frozenset[str], allowed: AbstractSet[str]) -> frozenset[str]:
+    """``members & allowed``, sharing ``members`` when nothing is left out (the usual case):
+    400 groups with 500,000 memberships would otherwise be held twice."""
+    return members if members <= allowed else members & allowed
