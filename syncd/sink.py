@@ -233,8 +233,8 @@ class ScimSink:
                 response = await self._client.send(request, stream=True)
                 try:
                     if response.status_code < 300 and method in _ANSWER_UNUSED:
-                        # Read and dropped chunk by chunk: a PATCH answer can hold a whole
-                        # tag of 30,000 members, 16 of them at once cost 100 MB for nothing.
+                        # Dropped chunk by chunk, never joined into one body: a server that
+                        # ignores excludedAttributes answers a tag PATCH with the whole tag.
                         async for _ in response.aiter_raw():
                             pass
                     else:
@@ -358,7 +358,11 @@ class ScimSink:
         ]
 
     async def patch_group(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
-        await self._patch(f"/Groups/{scim_id}", operations)
+        # A tag's answer would list all its members (30,000 for "everyone" at 100,000 users)
+        # for every batch of 100 added; RFC 7644 §3.9 lets the client leave them out.
+        await self._patch(
+            f"/Groups/{scim_id}", operations, params={"excludedAttributes": "members"}
+        )
 
     async def delete_group(self, scim_id: str) -> None:
         await self._request("DELETE", f"/Groups/{scim_id}")
@@ -371,9 +375,15 @@ class ScimSink:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _patch(self, path: str, operations: Sequence[Mapping[str, Any]]) -> None:
+    async def _patch(
+        self,
+        path: str,
+        operations: Sequence[Mapping[str, Any]],
+        params: Mapping[str, str] | None = None,
+    ) -> None:
         body = {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
-        await self._request("PATCH", path, body=body)  # 200 with a body or 204: both fine
+        # 200 with a body or 204: both fine
+        await self._request("PATCH", path, body=body, params=params)
 
     async def _iter(
         self, path: str, page_size: int, attributes: str = ""

@@ -30,6 +30,7 @@ from tests.test_sync_e2e import assert_user_matches
 
 DATA = Path(__file__).parent / "data"
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 @pytest.mark.parametrize(
@@ -96,8 +97,10 @@ asyncio.run(main())
 
 
 def test_a_patch_answer_is_not_kept_in_memory() -> None:
-    # Learnster answers a tag PATCH with the whole tag: 30,000 members at 100,000 users.
+    # A server that ignores excludedAttributes answers a tag PATCH with the whole tag:
+    # 30,000 members at 100,000 users.
     with FakeLearnster(token="t") as fake:
+        fake.patch_honours_projection = False
         members = [
             {"value": fake.add_user({"userName": f"member{i}@x.example"})} for i in range(30_000)
         ]
@@ -117,6 +120,37 @@ def test_a_patch_answer_is_not_kept_in_memory() -> None:
         assert peak < answer / 2
         assert fake.groups[tag]["displayName"] == "All"
         assert [r.method for r in fake.requests] == ["PATCH", "PATCH"]
+
+
+def test_a_tag_patch_asks_for_an_answer_without_the_members() -> None:
+    with FakeLearnster(token="t") as fake:
+        members = [{"value": fake.add_user({"userName": f"m{i}@x.example"})} for i in range(50)]
+        tag = fake.add_group({"displayName": "Everyone", "members": members})
+        sizes: list[int] = []  # answer sizes: whole, without the members
+
+        async def patch() -> None:
+            async with ScimSink(fake.base_url, Secret("t")) as sink:
+                ops = [{"op": "replace", "path": "displayName", "value": "All"}]
+                await sink.patch_group(tag, ops)
+
+        run(patch())
+        [request] = fake.requests
+        assert request.query == {"excludedAttributes": "members"}
+        with httpx.Client(base_url=fake.base_url, verify=False) as client:
+            for query in ("", "?excludedAttributes=members"):
+                answer = client.patch(
+                    f"/Groups/{tag}{query}",
+                    headers={"Authorization": "Bearer t", "Content-Type": "application/scim+json"},
+                    json={
+                        "schemas": [PATCH],
+                        "Operations": [{"op": "replace", "path": "displayName", "value": "All"}],
+                    },
+                )
+                assert answer.status_code == 200
+                sizes.append(len(answer.content))
+                assert ("members" in answer.json()) == (query == "")
+        assert len(fake.groups[tag]["members"]) == 50
+        assert sizes[1] * 5 < sizes[0]
 
 
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:

@@ -44,7 +44,8 @@ Deliberate leniencies and choices (what Entra ID's provisioning expects of a tar
 - The manager's ``value`` and ``$ref`` are published ``"required": false`` as in RFC 7643
   §8.7.2's schema (scim2-models marks them required); Entra sends only the value.
 - PATCH answers ``200`` with the resource, or ``204`` when ``patch_returns_204`` is set; a write
-  that changes nothing keeps the version (ETag). Bulk, sorting and ``changePassword`` are not
+  that changes nothing keeps the version (ETag). The answer honours ``attributes`` and
+  ``excludedAttributes`` (RFC 7644 §3.9) unless ``patch_honours_projection`` is False. Bulk, sorting and ``changePassword`` are not
   supported (ServiceProviderConfig says so).
 
 Fault injection for client tests: ``fail_next``/``drop_next``/``slow_next`` script the next
@@ -740,6 +741,7 @@ class FakeLearnster:
         # Base of the Retry-After values random 429/503s carry.
         self.retry_after_seconds = 1.0
         self.patch_returns_204 = False
+        self.patch_honours_projection = True  # False: PATCH answers the whole resource anyway
         self.enforce_e164 = True
         self.log_requests = True
 
@@ -1262,7 +1264,12 @@ class FakeLearnster:
             resource = self._update(kind, rid, old, candidate)
             if self.patch_returns_204:
                 return Response(204, b"", {"ETag": resource["meta"]["version"]})
-            return self._resource_response(resource)
+            if not self.patch_honours_projection:
+                return self._resource_response(resource)
+            # RFC 7644 §3.9: attributes/excludedAttributes apply to any answer with a resource.
+            params = self._query_params(request.query)
+            projection = _Projection.build(kind.schema, params.attributes, params.excluded)
+            return self._resource_response(resource, 200, projection)
 
     def _delete(self, kind: _Kind, rid: str, request: Request) -> Response:
         with self._lock:
