@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import random
 import selectors
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -573,6 +575,32 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
             console.print(f"[yellow]{run.name}: exit {run.exit_code}: {run.message}[/]")
 
 
+# ---------------------------------------------------------------------------- write bound
+
+MEMBER_BATCH_SIZE = 100  # [sync] member_batch_size: the bench's syncd.toml keeps the default
+WRITES = ("POST /Users", "PATCH /Users", "POST /Groups", "PATCH /Groups")
+
+
+def _write_bound(database: Path, run: RunResult) -> dict[str, int]:
+    """The initial cycle's SCIM writes against the issue's bound.
+
+    bound = users + groups + ⌈memberships ÷ member_batch_size⌉ + user PATCHes (managers that
+    could not ride in the POST), counted from what syncd's ledger says Learnster now holds.
+    """
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        users = db.execute("SELECT count(*) FROM ledger_user").fetchone()[0]
+        groups = db.execute("SELECT count(*) FROM ledger_group").fetchone()[0]
+        memberships = db.execute("SELECT count(*) FROM ledger_member").fetchone()[0]
+    user_patches = run.scim_requests.get("PATCH /Users", 0)
+    return {
+        "users": users,
+        "groups": groups,
+        "memberships": memberships,
+        "writes": sum(run.scim_requests.get(kind, 0) for kind in WRITES),
+        "bound": users + groups + math.ceil(memberships / MEMBER_BATCH_SIZE) + user_patches,
+    }
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -641,6 +669,8 @@ def _benchmark(
             )
             if run.error:
                 raise BenchmarkError(f"syncd sync ({name}): {run.error}")
+            if name == "initial":
+                document["initial_writes"] = _write_bound(workdir / "state.db", run)
     finally:
         for fake in reversed(fakes):
             _stop_fake(fake)
@@ -686,6 +716,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if runs:
         _print_tables(runs, args)
+    writes = document.get("initial_writes")
+    if writes:
+        err.print(
+            f"initial SCIM writes {writes['writes']:,} (bound: {writes['users']:,} users + "
+            f"{writes['groups']:,} groups + ⌈{writes['memberships']:,} memberships ÷ "
+            f"{MEMBER_BATCH_SIZE}⌉ + user PATCHes = {writes['bound']:,})"
+        )
     err.print(f"results written to {args.out}")
     if status == 0 and any(run.exit_code != 0 for run in runs):
         status = 1

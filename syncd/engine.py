@@ -382,6 +382,8 @@ class Applier:
         )
         self._linked_scim_ids: set[str] | None = None if lazy else set(self.scim_ids.values())
         self._graph_of_scim: dict[str, str] | None = None  # built on the first adoption
+        # Ledger attributes (canonical JSON) of the current phase's users, read in one go.
+        self._acknowledged_json: dict[str, str] = {}
         self._existing_by_name: dict[str, dict[str, Any]] | None = None
         self._existing_groups: dict[str, dict[str, Any]] | None = None
 
@@ -400,6 +402,7 @@ class Applier:
             await self._list_existing_groups()
         try:
             while phases:
+                self._prefetch(phases[0])
                 await _run_bounded(phases.pop(0), self._apply_one, concurrency * 2)
                 self.flush_log()
                 if self.cancel is not None and self.cancel.is_set():
@@ -408,6 +411,31 @@ class Applier:
         finally:
             self.flush_log()
         await self.settle_groups()
+
+    def _prefetch(self, phase: tuple[Operation, ...]) -> None:
+        """Read the ledger rows a phase needs in a few queries, not one or two per operation."""
+        updated = [op.user_id for op in phase if isinstance(op, UpdateUser)]
+        referenced: set[str] = set()
+        for op in phase:
+            if isinstance(op, CreateUser | UpdateUser):
+                attrs = op.attrs if isinstance(op, CreateUser) else op.after
+                if isinstance(manager := attrs.get(MANAGER), str):
+                    referenced.add(manager)
+            elif isinstance(op, AddMembers | RemoveMembers | CreateGroup):
+                referenced.update(op.user_ids)
+        self._acknowledged_json = {}
+        if updated or (self.lazy and referenced):
+            wanted = [*updated, *(referenced - self.scim_ids.keys())] if self.lazy else updated
+            for graph_id, entry in self.store.ledger_users_for(wanted).items():
+                self.scim_ids.setdefault(graph_id, entry.scim_id)
+                self._acknowledged_json[graph_id] = entry.attrs_json
+
+    def _ledger_holds(self, graph_id: str, attrs: Mapping[str, Any]) -> bool:
+        """Whether the ledger's attributes for ``graph_id`` are exactly ``attrs``."""
+        known = self._acknowledged_json.get(graph_id)
+        if known is not None:
+            return bool(json.loads(known) == dict(attrs))
+        return self.store.ledger_attrs(graph_id) == dict(attrs)
 
     async def settle_groups(self) -> None:
         """Remove second copies of tags whose create was retried (a lost answer, applied twice).
@@ -511,6 +539,8 @@ class Applier:
 
     def _record_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
         self.scim_ids[graph_id] = entry.scim_id
+        if graph_id in self._acknowledged_json:
+            self._acknowledged_json[graph_id] = entry.attrs_json
         if self._linked_scim_ids is not None:
             self._linked_scim_ids.add(entry.scim_id)
         if self._graph_of_scim is not None:
@@ -601,7 +631,7 @@ class Applier:
 
     async def _update_user(self, op: UpdateUser) -> None:
         scim_id = self._resolve(op.user_id)
-        if scim_id is None or self.store.ledger_attrs(op.user_id) != dict(op.before):
+        if scim_id is None or not self._ledger_holds(op.user_id, op.before):
             self._outcome(op, "stale")
             return
         ops = user_patch_operations(op.before, op.after, self._resolve)
@@ -620,6 +650,7 @@ class Applier:
 
     def _forget_user(self, graph_id: str) -> None:
         scim_id = self.scim_ids.pop(graph_id, None)
+        self._acknowledged_json.pop(graph_id, None)
         if scim_id is not None and self._linked_scim_ids is not None:
             self._linked_scim_ids.discard(scim_id)
         self.store.drop_user(graph_id)

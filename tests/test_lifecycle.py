@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from syncd.engine import run_cycle
 from syncd.errors import ExitCode
 from syncd.fakes.generator import Organisation, generate_organisation
+from syncd.store import Store
 from tests.conftest import Harness
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -398,8 +401,22 @@ def test_ten_thousand_users_then_a_hundred_changes_read_and_send_only_the_delta(
     users = [u for u in h.graph.users if u.get("accountEnabled")]
     for i, user in enumerate(users[:100]):
         h.graph.update_user(user["id"], jobTitle=f"Changed {i}")
-    requests = cycle(h)
+    h.learnster.clear_requests()
+    h.graph.clear_requests()
+    store = Store(h.config.state_database)
+    statements: list[str] = []
+    store._raw.set_trace_callback(statements.append)  # observe the SQL the cycle runs
+    try:
+        with store.lock():
+            report = asyncio.run(run_cycle(h.config, store))
+    finally:
+        store.close()
+    assert report.exit_code == ExitCode.OK
+    requests = sent(h)
     assert len(requests) == 100
+    # Reads come in batches: nothing is looked up one user at a time.
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) < 30, reads[:20]  # one per user would be 200 or more
     assert all(m == "PATCH" and p.startswith("/Users/") for m, p, _ in requests)
     graph_paths = [r.path for r in h.graph.requests]
     assert len(graph_paths) == 2  # one delta page per resource: 100 changes fit in one page
