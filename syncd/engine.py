@@ -248,14 +248,12 @@ def _incremental_inputs(
     }
     reports = store.reports_of(appeared_or_left) - changed if appeared_or_left else set()
     read.users.update(store.load_users(reports))
-    upns = {u.user_principal_name for uid, (u, rm) in read.users.items() if rm is None}
-    for upn, ids in store.ids_by_upn(upns).items():
-        mine = {
-            uid
-            for uid, (u, rm) in read.users.items()
-            if rm is None and u.user_principal_name.lower() == upn
-        }
-        if ids - set(read.users) or len(mine) > 1:
+    mine_by_upn: dict[str, set[str]] = {}
+    for uid, (user, removed) in read.users.items():
+        if removed is None:
+            mine_by_upn.setdefault(user.user_principal_name.lower(), set()).add(uid)
+    for upn, ids in store.ids_by_upn(mine_by_upn).items():
+        if ids - read.users.keys() or len(mine_by_upn[upn]) > 1:
             return None
     # Only the ids the plan can look at: the managers of these users and the members of
     # these groups (not 100,000-id sets).

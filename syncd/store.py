@@ -169,6 +169,12 @@ class Store:
             self._migrate(version)
         self._raw_holder = self.engine.raw_connection()
         self._raw: sqlite3.Connection = self._raw_holder.driver_connection  # type: ignore[assignment]
+        with self._raw:
+            # UPN clashes are looked up case-insensitively (ids_by_upn): without this index,
+            # each lookup of a delta's UPNs scans the whole snapshot.
+            self._raw.execute(
+                "CREATE INDEX IF NOT EXISTS ix_snapshot_user_upn_lower ON snapshot_user (lower(upn))"
+            )
         self._escrowed = {row[0] for row in self._raw.execute("SELECT object_id FROM escrow")}
 
     def _migrate(self, version: int) -> None:

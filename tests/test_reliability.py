@@ -153,6 +153,27 @@ def test_a_tag_patch_asks_for_an_answer_without_the_members() -> None:
         assert sizes[1] * 5 < sizes[0]
 
 
+def test_concurrency_is_bounded_and_connections_are_kept_alive() -> None:
+    with FakeLearnster(token="t", latency_ms=50) as fake:
+
+        async def create_forty() -> float:
+            async with ScimSink(fake.base_url, Secret("t"), max_concurrency=4) as sink:
+                started = time.monotonic()
+                await asyncio.gather(
+                    *(
+                        sink.create_user({"schemas": [CORE], "userName": f"u{i}@x.example"})
+                        for i in range(40)
+                    )
+                )
+                return time.monotonic() - started
+
+        elapsed = run(create_forty())
+        assert len(fake.users) == 40
+        assert fake.peak_in_flight == 4
+        assert fake.connections == 4  # one per slot, reused: no new one per request
+        assert elapsed >= 10 * 0.05  # 40 requests, 4 at a time
+
+
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
     from syncd.sink import TransientError
 

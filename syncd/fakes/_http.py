@@ -53,7 +53,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.counts_lock:
+            self.server.connections += 1
+
     def _serve(self) -> None:
+        with self.server.counts_lock:
+            self.server.in_flight += 1
+            self.server.peak_in_flight = max(self.server.peak_in_flight, self.server.in_flight)
+        try:
+            self._serve_one()
+        finally:
+            with self.server.counts_lock:
+                self.server.in_flight -= 1
+
+    def _serve_one(self) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -95,6 +110,11 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: Handler) -> None:
         self.app = app
+        # What a client's connection handling looks like from here (tests of concurrency).
+        self.counts_lock = threading.Lock()
+        self.connections = 0  # TCP connections accepted
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most requests being served at once
         super().__init__(address, _RequestHandler)
 
 
@@ -112,6 +132,16 @@ class LoopbackServer:
             )
         self.tls = ssl_context is not None
         self._thread: threading.Thread | None = None
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.connections
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests served at the same time so far."""
+        return self._server.peak_in_flight
 
     @property
     def port(self) -> int:
