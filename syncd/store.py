@@ -1,4 +1,8 @@
-"""SQLite state (sqlmodel): the directory snapshot, the ledger, escrows, delta links, run history."""
+"""SQLite state: the directory snapshot, the ledger, escrows, delta links, run history.
+
+The tables are defined with sqlmodel in ``syncd.schema``; this module reads and writes them with
+plain sqlite3, so a cycle does not pay for importing SQLAlchemy.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,10 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import delete, event, text
-from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from syncd.errors import ConfigError, LockHeld
 from syncd.model import DirectoryGroup, DirectoryUser
@@ -26,118 +27,91 @@ ESCROW_BASE_SECONDS = 300.0  # first retry after 5 minutes, doubling per failure
 ESCROW_MAX_SECONDS = 86400.0  # ... up to once a day
 
 
+# The tables syncd.schema defines (a test keeps the two in step).
+TABLES = frozenset(
+    {
+        "snapshot_user",
+        "snapshot_group",
+        "ledger_user",
+        "ledger_group",
+        "ledger_member",
+        "escrow",
+        "delta_link",
+        "run",
+        "provisioning_log",
+        "create_intent",
+        "meta",
+    }
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SnapshotUserRow(SQLModel, table=True):
-    __tablename__ = "snapshot_user"
-    id: str = Field(primary_key=True)
-    upn: str = Field(index=True)
-    data: str  # DirectoryUser.to_json()
-    removed: str | None = None  # None | "changed" (recycle bin) | "deleted" (permanent)
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
-class SnapshotGroupRow(SQLModel, table=True):
-    __tablename__ = "snapshot_group"
-    id: str = Field(primary_key=True)
-    data: str  # DirectoryGroup.to_json()
-    removed: str | None = None
+@dataclass(frozen=True)
+class Escrow:
+    """A failed object waiting for its next retry."""
 
-
-class LedgerUserRow(SQLModel, table=True):
-    __tablename__ = "ledger_user"
-    graph_id: str = Field(primary_key=True)
-    scim_id: str = Field(index=True)
-    attrs: str  # flat attributes last acknowledged by Learnster
-    adopted: bool = False
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class LedgerGroupRow(SQLModel, table=True):
-    __tablename__ = "ledger_group"
-    graph_id: str = Field(primary_key=True)
-    scim_id: str = Field(index=True)
-    display_name: str  # the name syncd sent (Learnster may have added a suffix)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class LedgerMemberRow(SQLModel, table=True):
-    """One acknowledged tag membership: user (Graph id) in group (Graph id)."""
-
-    __tablename__ = "ledger_member"
-    group_id: str = Field(primary_key=True)
-    user_id: str = Field(primary_key=True, index=True)
-
-
-class EscrowRow(SQLModel, table=True):
-    __tablename__ = "escrow"
-    object_id: str = Field(primary_key=True)
-    object_type: str  # user | group
-    label: str = ""  # userPrincipalName or group name, for people reading status
+    object_id: str
+    object_type: str
+    label: str
     operation: str
     error: str
-    attempts: int = 1
-    first_failed_at: datetime = Field(default_factory=utcnow)
-    next_retry_at: datetime = Field(default_factory=utcnow)
+    attempts: int
+    first_failed_at: datetime
+    next_retry_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-class DeltaLinkRow(SQLModel, table=True):
-    __tablename__ = "delta_link"
-    resource: str = Field(primary_key=True)
-    link: str
-    stored_at: datetime = Field(default_factory=utcnow)
+@dataclass(frozen=True)
+class Run:
+    """One cycle in the run history."""
 
-
-class RunRow(SQLModel, table=True):
-    __tablename__ = "run"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int
     started_at: datetime
-    finished_at: datetime | None = None
-    mode: str  # full | delta
-    dry_run: bool = False
-    counts: str = "{}"  # operation kind -> {outcome: n}
-    exit_code: int | None = None
-    message: str = ""
+    finished_at: datetime | None
+    mode: str
+    dry_run: bool
+    counts: str
+    exit_code: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-class LogRow(SQLModel, table=True):
-    """The provisioning log: what each cycle did to each object (kept LOG_KEEP_DAYS)."""
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the provisioning log."""
 
-    __tablename__ = "provisioning_log"
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(index=True)
-    at: datetime = Field(default_factory=utcnow)
-    object_id: str = Field(index=True)
-    label: str = ""
+    id: int
+    run_id: int
+    at: datetime
+    object_id: str
+    label: str
     operation: str
     outcome: str
-    detail: str = ""
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-class IntentRow(SQLModel, table=True):
-    """A create that was sent but not yet acknowledged in the ledger."""
-
-    __tablename__ = "create_intent"
-    graph_id: str = Field(primary_key=True)
-    user_name: str
-    at: datetime = Field(default_factory=utcnow)
-
-
-class MetaRow(SQLModel, table=True):
-    __tablename__ = "meta"
-    key: str = Field(primary_key=True)
-    value: str
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False)  # the daemon runs cycles in a thread
     # WAL + NORMAL: each acknowledged operation is its own small durable transaction.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
 
 
 class Store:
@@ -151,24 +125,28 @@ class Store:
             raise ConfigError(
                 f"state directory {self.path.parent} cannot be created: {exc.strerror}"
             ) from None
-        self.engine: Engine = create_engine(f"sqlite:///{self.path}")
-        event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)  # new tables; existing ones are migrated
-        with Session(self.engine) as session:
-            row = session.get(MetaRow, "schema_version")
-            version = int(row.value) if row is not None else SCHEMA_VERSION
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"state database {self.path} has schema version {version}, newer than this "
-                    f"syncd knows ({SCHEMA_VERSION}): upgrade syncd, or restore a backup"
+        self._raw = _connect(self.path)
+        tables = {row[0] for row in self._raw.execute("SELECT name FROM sqlite_master")}
+        if TABLES - tables:  # new, or older than this syncd: only then is sqlmodel needed
+            from syncd.schema import create_tables
+
+            create_tables(self.path)
+        row = self._raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row is not None else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            self._raw.close()
+            raise ConfigError(
+                f"state database {self.path} has schema version {version}, newer than this "
+                f"syncd knows ({SCHEMA_VERSION}): upgrade syncd, or restore a backup"
+            )
+        if row is None:
+            with self._raw:
+                self._raw.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
                 )
-            if row is None:
-                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-                session.commit()
         if version < SCHEMA_VERSION:
             self._migrate(version)
-        self._raw_holder = self.engine.raw_connection()
-        self._raw: sqlite3.Connection = self._raw_holder.driver_connection  # type: ignore[assignment]
         with self._raw:
             # UPN clashes are looked up case-insensitively (ids_by_upn): without this index,
             # each lookup of a delta's UPNs scans the whole snapshot.
@@ -179,27 +157,17 @@ class Store:
 
     def _migrate(self, version: int) -> None:
         """Bring an older state database up to SCHEMA_VERSION, one step per transaction."""
-        raw = self.engine.raw_connection()
-        try:
-            db: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
-            while version < SCHEMA_VERSION:
-                with db:
-                    MIGRATIONS[version](db)
-                    version += 1
-                    db.execute(
-                        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
-                    )
-        finally:
-            raw.close()
+        db = self._raw
+        while version < SCHEMA_VERSION:
+            with db:
+                MIGRATIONS[version](db)
+                version += 1
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
 
     def close(self) -> None:
-        self._raw_holder.close()
-        self.engine.dispose()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            yield session
+        self._raw.close()
 
     # -- lock -------------------------------------------------------------------------------
 
@@ -227,22 +195,17 @@ class Store:
     # -- meta -------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.session() as s:
-            row = s.get(MetaRow, key)
-            return row.value if row else None
+        row = self._raw.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
 
     def set_meta(self, key: str, value: str | None) -> None:
-        with self.session() as s:
-            row = s.get(MetaRow, key)
+        with self._raw:
             if value is None:
-                if row is not None:
-                    s.delete(row)
-            elif row is None:
-                s.add(MetaRow(key=key, value=value))
+                self._raw.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
-                row.value = value
-                s.add(row)
-            s.commit()
+                self._raw.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+                )
 
     def set_guard(self, held: int, message: str, now: datetime) -> None:
         """Remember whether the deletion guard holds removals (for status and notifications)."""
@@ -265,15 +228,18 @@ class Store:
     ) -> tuple[
         dict[str, tuple[DirectoryUser, str | None]], dict[str, tuple[DirectoryGroup, str | None]]
     ]:
-        with self.session() as s:
-            users = {
-                row.id: (DirectoryUser.from_json(json.loads(row.data)), row.removed)
-                for row in s.exec(select(SnapshotUserRow))
-            }
-            groups = {
-                row.id: (DirectoryGroup.from_json(json.loads(row.data)), row.removed)
-                for row in s.exec(select(SnapshotGroupRow))
-            }
+        users = {
+            uid: (DirectoryUser.from_json(json.loads(data)), removed)
+            for uid, data, removed in self._raw.execute(
+                "SELECT id, data, removed FROM snapshot_user"
+            )
+        }
+        groups = {
+            gid: (DirectoryGroup.from_json(json.loads(data)), removed)
+            for gid, data, removed in self._raw.execute(
+                "SELECT id, data, removed FROM snapshot_group"
+            )
+        }
         return users, groups
 
     def save_snapshot(
@@ -437,19 +403,19 @@ class Store:
             )
 
     def save_delta_links(self, links: Mapping[str, str]) -> None:
-        with self.session() as s:
-            for resource, link in links.items():
-                s.merge(DeltaLinkRow(resource=resource, link=link, stored_at=utcnow()))
-            s.commit()
+        now = _sql_now()
+        with self._raw:
+            self._raw.executemany(
+                "INSERT OR REPLACE INTO delta_link (resource, link, stored_at) VALUES (?, ?, ?)",
+                [(resource, link, now) for resource, link in links.items()],
+            )
 
     def delta_links(self) -> dict[str, str]:
-        with self.session() as s:
-            return {row.resource: row.link for row in s.exec(select(DeltaLinkRow))}
+        return dict(self._raw.execute("SELECT resource, link FROM delta_link"))
 
     def forget_delta_links(self) -> None:
-        with self.session() as s:
-            s.execute(delete(DeltaLinkRow))
-            s.commit()
+        with self._raw:
+            self._raw.execute("DELETE FROM delta_link")
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -562,31 +528,35 @@ class Store:
         asks for longer wins.
         """
         now = now or utcnow()
-        with self.session() as s:
-            row = s.get(EscrowRow, object_id)
-            if row is None:
-                row = EscrowRow(
-                    object_id=object_id,
-                    object_type=object_type,
-                    label=label,
-                    operation=operation,
-                    error=error,
-                )
-            else:
-                row.attempts += 1
-                row.operation, row.error, row.label = operation, error, label
-            backoff = min(ESCROW_BASE_SECONDS * 2 ** (row.attempts - 1), ESCROW_MAX_SECONDS)
+        with self._raw:
+            row = self._raw.execute(
+                "SELECT attempts, first_failed_at FROM escrow WHERE object_id = ?", (object_id,)
+            ).fetchone()
+            attempts, first_failed = (row[0] + 1, row[1]) if row else (1, _sql_now())
+            backoff = min(ESCROW_BASE_SECONDS * 2 ** (attempts - 1), ESCROW_MAX_SECONDS)
             delay = max(backoff, retry_after or 0.0)
-            row.next_retry_at = datetime.fromtimestamp(now.timestamp() + delay, UTC)
-            s.add(row)
-            s.commit()
+            next_retry = datetime.fromtimestamp(now.timestamp() + delay, UTC)
+            self._raw.execute(
+                "INSERT OR REPLACE INTO escrow (object_id, object_type, label, operation, error, "
+                "attempts, first_failed_at, next_retry_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    object_id,
+                    object_type,
+                    label,
+                    operation,
+                    error,
+                    attempts,
+                    first_failed,
+                    _sql_time(next_retry),
+                ),
+            )
         self._escrowed.add(object_id)
 
     def deferred(self, now: datetime) -> set[str]:
         """Objects in escrow whose next retry is still to come."""
         rows = self._raw.execute(
             "SELECT object_id FROM escrow WHERE next_retry_at > ?",
-            (now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),),
+            (_sql_time(now),),
         )
         return {row[0] for row in rows}
 
@@ -601,14 +571,28 @@ class Store:
     def intents(self) -> dict[str, str]:
         return dict(self._raw.execute("SELECT graph_id, user_name FROM create_intent"))
 
-    def escrows(self) -> list[EscrowRow]:
-        with self.session() as s:
-            return list(s.exec(select(EscrowRow).order_by(EscrowRow.first_failed_at)))  # type: ignore[arg-type]
+    def escrows(self) -> list[Escrow]:
+        rows = self._raw.execute(
+            "SELECT object_id, object_type, label, operation, error, attempts, first_failed_at, "
+            "next_retry_at FROM escrow ORDER BY first_failed_at"
+        )
+        return [
+            Escrow(
+                object_id=row[0],
+                object_type=row[1],
+                label=row[2],
+                operation=row[3],
+                error=row[4],
+                attempts=row[5],
+                first_failed_at=datetime.fromisoformat(row[6]),
+                next_retry_at=datetime.fromisoformat(row[7]),
+            )
+            for row in rows
+        ]
 
     def clear_escrows(self) -> None:
-        with self.session() as s:
-            s.execute(delete(EscrowRow))
-            s.commit()
+        with self._raw:
+            self._raw.execute("DELETE FROM escrow")
         self._escrowed.clear()
 
     # -- runs -------------------------------------------------------------------------------
@@ -623,58 +607,81 @@ class Store:
                 [(run_id, now, *entry) for entry in entries],
             )
 
-    def log_entries(self, limit: int = 100, object_key: str = "") -> list[LogRow]:
-        with self.session() as s:
-            query = select(LogRow).order_by(LogRow.id.desc()).limit(limit)  # type: ignore[union-attr]
-            if object_key:
-                query = query.where((LogRow.object_id == object_key) | (LogRow.label == object_key))
-            return list(s.exec(query))
+    def log_entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
+        rows = self._raw.execute(
+            "SELECT id, run_id, at, object_id, label, operation, outcome, detail "
+            "FROM provisioning_log WHERE ? = '' OR object_id = ? OR label = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (object_key, object_key, object_key, limit),
+        )
+        return [
+            LogEntry(
+                id=row[0],
+                run_id=row[1],
+                at=datetime.fromisoformat(row[2]),
+                object_id=row[3],
+                label=row[4],
+                operation=row[5],
+                outcome=row[6],
+                detail=row[7],
+            )
+            for row in rows
+        ]
 
     def start_run(self, mode: str, dry_run: bool) -> int:
         cutoff = datetime.fromtimestamp(utcnow().timestamp() - LOG_KEEP_DAYS * 86400, UTC)
         with self._raw:
-            self._raw.execute(
-                "DELETE FROM provisioning_log WHERE at < ?",
-                (cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+            self._raw.execute("DELETE FROM provisioning_log WHERE at < ?", (_sql_time(cutoff),))
+            cursor = self._raw.execute(
+                "INSERT INTO run (started_at, mode, dry_run, counts, message) "
+                "VALUES (?, ?, ?, '{}', '')",
+                (_sql_now(), mode, dry_run),
             )
-        with self.session() as s:
-            row = RunRow(started_at=utcnow(), mode=mode, dry_run=dry_run)
-            s.add(row)
-            s.commit()
-            assert row.id is not None
-            return row.id
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def finish_run(
         self, run_id: int, counts: Mapping[str, Mapping[str, int]], exit_code: int, message: str
     ) -> None:
-        with self.session() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                return
-            row.finished_at = utcnow()
-            row.counts = json.dumps(counts, sort_keys=True)
-            row.exit_code = exit_code
-            row.message = message
-            s.add(row)
-            s.commit()
+        with self._raw:
+            self._raw.execute(
+                "UPDATE run SET finished_at = ?, counts = ?, exit_code = ?, message = ? "
+                "WHERE id = ?",
+                (_sql_now(), json.dumps(counts, sort_keys=True), exit_code, message, run_id),
+            )
 
-    def runs(self, limit: int = 10) -> list[RunRow]:
-        with self.session() as s:
-            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)  # type: ignore[union-attr]
-            return list(s.exec(query))
+    def runs(self, limit: int = 10) -> list[Run]:
+        rows = self._raw.execute(
+            "SELECT id, started_at, finished_at, mode, dry_run, counts, exit_code, message "
+            "FROM run ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            Run(
+                id=row[0],
+                started_at=datetime.fromisoformat(row[1]),
+                finished_at=_parse_time(row[2]),
+                mode=row[3],
+                dry_run=bool(row[4]),
+                counts=row[5],
+                exit_code=row[6],
+                message=row[7],
+            )
+            for row in rows
+        ]
 
     def counts(self) -> dict[str, int]:
-        with self.session() as s:
-            result: dict[str, int] = {}
-            for name, table in (
-                ("users_linked", "ledger_user"),
-                ("groups_linked", "ledger_group"),
-                ("snapshot_users", "snapshot_user"),
-                ("snapshot_groups", "snapshot_group"),
-                ("escrows", "escrow"),
-            ):
-                result[name] = int(s.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())  # noqa: S608 - fixed names
-            return result
+        result: dict[str, int] = {}
+        for name, table in (
+            ("users_linked", "ledger_user"),
+            ("groups_linked", "ledger_group"),
+            ("snapshot_users", "snapshot_user"),
+            ("snapshot_groups", "snapshot_group"),
+            ("escrows", "escrow"),
+        ):
+            row = self._raw.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
+            result[name] = int(row[0])
+        return result
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -695,6 +702,11 @@ def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
+def _sql_time(moment: datetime) -> str:
+    # The text form SQLAlchemy uses for DateTime on SQLite (UTC, no offset), as the schema's
+    # sqlmodel classes read it.
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def _sql_now() -> str:
-    # The text form SQLAlchemy uses for DateTime on SQLite, so ORM reads of these rows work.
-    return utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
+    return _sql_time(utcnow())

@@ -425,3 +425,50 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(ConfigError, match="schema version 99, newer than this syncd knows"):
         Store(str(database))
+
+
+def test_the_store_knows_every_table_the_schema_defines() -> None:
+    from syncd import schema, store
+
+    assert store.TABLES == schema.TABLES
+
+
+_OPEN_AND_REPORT = """
+import sys
+import syncd.cli
+from syncd.store import Store
+
+store = Store(sys.argv[1])
+store.set_meta("probe", "1")
+store.close()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel")))
+"""
+
+
+def test_a_cycle_on_an_existing_database_does_not_load_sqlalchemy(tmp_path: Path) -> None:
+    # SQLAlchemy is a third of a small cycle's start-up; only creating tables needs it.
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_REPORT, str(database)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'probe'").fetchone() == ("1",)
+
+
+def test_a_database_missing_a_table_gets_it_back(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TABLE create_intent")
+    store = Store(str(database))
+    try:
+        store.record_intent("u1", "a@x.example")
+        assert store.intents() == {"u1": "a@x.example"}
+    finally:
+        store.close()
