@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -111,6 +111,19 @@ def _setup_logging(level: str) -> None:
     from syncd.logs import configure_logging
 
     configure_logging(level)
+
+
+def entry() -> NoReturn:
+    """The ``syncd`` command: ``main``, then exit without tearing the interpreter down.
+
+    Everything is closed and flushed by then; freeing the modules and objects of a cycle one
+    by one only delays the exit (~0.07 s of a small delta cycle, measured with make bench).
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

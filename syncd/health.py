@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server, write_to_textfile
-
 from syncd.config import Config, NotifyConfig
 from syncd.engine import CycleReport
 from syncd.errors import ExitCode
@@ -136,6 +134,9 @@ class Metrics:
     """Prometheus gauges describing the last cycle and the current state."""
 
     def __init__(self) -> None:
+        # Imported here: a sync without metrics configured need not load prometheus_client.
+        from prometheus_client import CollectorRegistry, Gauge
+
         self.registry = CollectorRegistry()
         r = self.registry
         self.last_cycle = Gauge(
@@ -195,11 +196,15 @@ class Metrics:
 
     def serve(self, listen: str) -> None:
         """Serve /metrics on ``host:port`` (the daemon)."""
+        from prometheus_client import start_http_server
+
         host, _, port = listen.rpartition(":")
         start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
 
     def write_textfile(self, path: str) -> None:
         """For node_exporter's textfile collector (one-shot runs from a timer)."""
+        from prometheus_client import write_to_textfile
+
         write_to_textfile(path, self.registry)
 
 

@@ -472,3 +472,21 @@ def test_a_database_missing_a_table_gets_it_back(tmp_path: Path) -> None:
         assert store.intents() == {"u1": "a@x.example"}
     finally:
         store.close()
+
+
+def test_the_provisioning_log_keeps_thirty_days(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    try:
+        old, recent = store.start_run("full", False), store.start_run("delta", False)
+        store.append_log(old, [("u1", "a@x.example", "create_user", "created", "")])
+        store.append_log(recent, [("u2", "b@x.example", "update_user", "updated", "")])
+        long_ago = (datetime.now(UTC) - timedelta(days=31)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        with sqlite3.connect(tmp_path / "state.db") as db:
+            db.execute("UPDATE run SET started_at = ? WHERE id = ?", (long_ago, old))
+        store.start_run("delta", False)
+        assert [entry.object_id for entry in store.log_entries()] == ["u2"]
+        assert [entry.operation for entry in store.log_entries(object_key="b@x.example")] == [
+            "update_user"
+        ]
+    finally:
+        store.close()
