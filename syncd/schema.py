@@ -20,7 +20,7 @@ def utcnow() -> datetime:
 class SnapshotUserRow(SQLModel, table=True):
     __tablename__ = "snapshot_user"
     id: str = Field(primary_key=True)
-    upn: str = Field(index=True)
+    upn: str  # indexed as lower(upn) by Store (sqlmodel cannot declare that index)
     data: str  # DirectoryUser.to_json()
     removed: str | None = None  # None | "changed" (recycle bin) | "deleted" (permanent)
 

@@ -149,10 +149,12 @@ class Store:
             self._migrate(version)
         with self._raw:
             # UPN clashes are looked up case-insensitively (ids_by_upn): without this index,
-            # each lookup of a delta's UPNs scans the whole snapshot.
+            # each lookup of a delta's UPNs scans the whole snapshot. The case-sensitive one
+            # of older databases is never used and only slows every snapshot write.
             self._raw.execute(
                 "CREATE INDEX IF NOT EXISTS ix_snapshot_user_upn_lower ON snapshot_user (lower(upn))"
             )
+            self._raw.execute("DROP INDEX IF EXISTS ix_snapshot_user_upn")
         self._escrowed = {row[0] for row in self._raw.execute("SELECT object_id FROM escrow")}
 
     def _migrate(self, version: int) -> None:

@@ -490,3 +490,22 @@ def test_the_provisioning_log_keeps_thirty_days(tmp_path: Path) -> None:
         ]
     finally:
         store.close()
+
+
+def test_upn_lookups_use_an_index_and_the_unused_one_is_gone(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    with sqlite3.connect(database) as db:  # as databases made by earlier versions have it
+        db.execute("CREATE INDEX ix_snapshot_user_upn ON snapshot_user (upn)")
+    store = Store(str(database))
+    try:
+        statements: list[str] = []
+        store._raw.set_trace_callback(statements.append)
+        store.ids_by_upn({"A@x.example"})
+        store._raw.set_trace_callback(None)
+        plan = store._raw.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall()
+        assert "USING INDEX ix_snapshot_user_upn_lower" in str(plan)
+        indexes = {row[0] for row in store._raw.execute("SELECT name FROM sqlite_master")}
+        assert "ix_snapshot_user_upn" not in indexes
+    finally:
+        store.close()
