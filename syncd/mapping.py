@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
-import pycountry
 
 from syncd.model import USER_STRING_PROPERTIES, DirectoryUser, Problem
 
@@ -119,6 +118,8 @@ def country_region(country: str) -> str:
     text = country.strip()
     if len(text) == 2 and text.upper() in phonenumbers.SUPPORTED_REGIONS:
         return text.upper()
+    import pycountry  # here: most directories set usageLocation, and the import costs ~16 ms
+
     countries = pycountry.countries
     found = (
         countries.get(name=text)

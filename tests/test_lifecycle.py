@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -165,9 +166,9 @@ def test_a_tenant_life_cycle_by_cycle(make_harness: Callable[..., Harness]) -> N
     assert not quiet.planned
     h.graph.clear_requests()
     assert cycle(h) == []
-    assert [(r.method, r.path.rstrip("()")) for r in h.graph.requests] == [
+    assert sorted((r.method, r.path.rstrip("()")) for r in h.graph.requests) == [
+        ("GET", "/v1.0/groups/delta"),  # read at the same time as users: in either order
         ("GET", "/v1.0/users/delta"),
-        ("GET", "/v1.0/groups/delta"),
     ]
 
 
@@ -421,6 +422,25 @@ def test_ten_thousand_users_then_a_hundred_changes_read_and_send_only_the_delta(
     graph_paths = [r.path for r in h.graph.requests]
     assert len(graph_paths) == 2  # one delta page per resource: 100 changes fit in one page
     assert all("delta" in p for p in graph_paths)
+
+
+def test_users_and_groups_are_read_at_the_same_time(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(small_org())
+    cycle(h)
+    h.graph.latency_ms = 300  # one Graph round trip
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Read together")
+    started = time.monotonic()
+    requests = cycle(h)
+    elapsed = time.monotonic() - started
+    assert [(m, p) for m, p, _ in requests] == [
+        ("PATCH", f"/Users/{scim_id(h, user['userPrincipalName'])}")
+    ]
+    assert sorted(r.path.rsplit("/", 2)[-2] for r in h.graph.requests) == ["groups", "users"]
+    assert h.graph.peak_in_flight == 2
+    assert elapsed < 2 * 0.3  # one round trip, not two in turn
 
 
 def test_empty_delta_pages_with_a_next_link_are_followed(

@@ -309,6 +309,7 @@ class FakeGraph:
         self.fault_rate_503 = 0.0
         self.retry_after_seconds = 1
         self.empty_pages = False
+        self.latency_ms = 0.0  # added to every API request (not the control API)
         self._fault_rng = Random(fault_seed)
         self._page_faults: list[_PageFault] = []
 
@@ -844,10 +845,17 @@ class FakeGraph:
 
     # ------------------------------------------------------------------ HTTP plumbing
 
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests served at the same time so far."""
+        return self._server.peak_in_flight
+
     def _app(self, req: Request) -> Response:
         segments = [unquote(s) for s in req.path.split("/") if s]
         if segments and segments[0] == "_fake":
             return self._control(req, segments[1:])
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000.0)  # outside the lock: requests overlap
         try:
             response = self._route(req, segments)
         except _ApiError as err:
