@@ -53,8 +53,16 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+class _Record:
+    """A row of the run history, escrow or log, for ``status --json``."""
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+        return row
+
+
 @dataclass(frozen=True)
-class Escrow:
+class Escrow(_Record):
     """A failed object waiting for its next retry."""
 
     object_id: str
@@ -66,12 +74,9 @@ class Escrow:
     first_failed_at: datetime
     next_retry_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Run:
+class Run(_Record):
     """One cycle in the run history."""
 
     id: int
@@ -83,12 +88,9 @@ class Run:
     exit_code: int | None
     message: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LogEntry:
+class LogEntry(_Record):
     """One line of the provisioning log."""
 
     id: int
@@ -99,9 +101,6 @@ class LogEntry:
     operation: str
     outcome: str
     detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

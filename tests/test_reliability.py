@@ -169,8 +169,8 @@ def test_concurrency_is_bounded_and_connections_are_kept_alive() -> None:
 
         elapsed = run(create_forty())
         assert len(fake.users) == 40
-        assert fake.peak_in_flight == 4
-        assert fake.connections == 4  # one per slot, reused: no new one per request
+        assert fake.server.peak_in_flight == 4
+        assert fake.server.connections == 4  # one per slot, reused: no new one per request
         assert elapsed >= 10 * 0.05  # 40 requests, 4 at a time
 
 

@@ -846,9 +846,9 @@ class FakeGraph:
     # ------------------------------------------------------------------ HTTP plumbing
 
     @property
-    def peak_in_flight(self) -> int:
-        """The most requests served at the same time so far."""
-        return self._server.peak_in_flight
+    def server(self) -> LoopbackServer:
+        """The HTTP server (its ``connections`` and ``peak_in_flight`` counts)."""
+        return self._server
 
     def _app(self, req: Request) -> Response:
         segments = [unquote(s) for s in req.path.split("/") if s]

@@ -721,14 +721,9 @@ class FakeLearnster:
         self._server.stop()
 
     @property
-    def connections(self) -> int:
-        """TCP connections clients opened so far."""
-        return self._server.connections
-
-    @property
-    def peak_in_flight(self) -> int:
-        """The most requests served at the same time so far."""
-        return self._server.peak_in_flight
+    def server(self) -> LoopbackServer:
+        """The HTTP server (its ``connections`` and ``peak_in_flight`` counts)."""
+        return self._server
 
     def __enter__(self) -> FakeLearnster:
         return self.start()
