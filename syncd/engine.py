@@ -20,6 +20,7 @@ from syncd.mapping import (
     MANAGER,
     USER_NAME,
     MappingOptions,
+    add_members_operation,
     build_user_resource,
     flatten_user_resource,
     group_resource,
@@ -693,16 +694,14 @@ class Applier:
 
     async def _create_group(self, op: CreateGroup) -> None:
         existing = (self._existing_groups or {}).get(op.group_id)
-        # Members whose own create failed are left out: a later cycle adds them.
-        members = {uid: sid for uid in op.user_ids if (sid := self._resolve(uid)) is not None}
+        members = self._linked_members(op.user_ids)
         if existing is not None:  # our own tag from an earlier life of the state database
             scim_id = existing["id"]
             ops: list[dict[str, Any]] = []
             if existing.get("displayName") != op.display_name:
                 ops.append({"op": "replace", "path": "displayName", "value": op.display_name})
             if members:
-                value = [{"value": sid} for sid in members.values()]
-                ops.append({"op": "add", "path": "members", "value": value})
+                ops.append(add_members_operation(members.values()))
             if ops:
                 await self.sink.patch_group(scim_id, ops)
             outcome = "adopted"
@@ -758,23 +757,26 @@ class Applier:
         if linked is None:
             self._outcome(op, "skipped")  # the group's create failed: next cycle
             return
-        resolved = {uid: self._resolve(uid) for uid in op.user_ids}
-        present = [(uid, sid) for uid, sid in resolved.items() if sid is not None]
+        present = self._linked_members(op.user_ids)
         if not present:
             self._outcome(op, "skipped")
             return
-        value = [{"value": sid} for _, sid in present]
         if not await self._patch_group(
-            op.group_id, linked, [{"op": "add", "path": "members", "value": value}]
+            op.group_id, linked, [add_members_operation(present.values())]
         ):
             return
-        added = {uid for uid, _ in present}
+        added = set(present)
         current = self.groups[op.group_id]
         self.groups[op.group_id] = LedgerGroup(
             current.scim_id, current.display_name, current.members | added
         )
         self.store.add_members(op.group_id, added)
         self._outcome(op, "updated")
+
+    def _linked_members(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """Graph id -> Learnster id of the users that exist in Learnster; those whose own
+        create failed are left out, and a later cycle adds them."""
+        return {uid: sid for uid in user_ids if (sid := self._resolve(uid)) is not None}
 
     async def _remove_members(self, op: RemoveMembers) -> None:
         linked = self.groups.get(op.group_id)

@@ -407,7 +407,16 @@ def group_resource(
         "displayName": display_name,
         "externalId": external_id,
     }
-    members = [{"value": member} for member in member_ids]
+    members = _member_values(member_ids)
     if members:
         resource["members"] = members
     return resource
+
+
+def add_members_operation(member_ids: Iterable[str]) -> dict[str, Any]:
+    """The PATCH operation that adds these Learnster users to a tag."""
+    return {"op": "add", "path": "members", "value": _member_values(member_ids)}
+
+
+def _member_values(member_ids: Iterable[str]) -> list[dict[str, str]]:
+    return [{"value": member} for member in member_ids]
