@@ -272,13 +272,12 @@ class RunResult:
     peak_rss_mb: float
     timed_out: bool
     graph_requests: int | None
-    graph_requests_detail: Any
     scim_requests: dict[str, int]
     scim_total: int
     ideal_seconds: float
     wall_over_ideal: float | None
-    graph_read_seconds: float | None
-    graph_read_share: float | None
+    graph_read_cpu_seconds: float | None  # syncd's own timing of its Graph read
+    graph_read_share: float | None  # that CPU time as a share of the wall time
     outcomes: dict[str, dict[str, int]]
     operations: int
     failures: int
@@ -302,18 +301,10 @@ def _parse_report(stdout_path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _graph_read_seconds(report: dict[str, Any]) -> float | None:
-    """The Graph read time, if this syncd reports one (key names vary between versions)."""
-    for key in ("graph_read_seconds", "read_seconds"):
-        if isinstance(report.get(key), int | float):
-            return float(report[key])
-    for container in ("timings", "phases", "durations"):
-        timings = report.get(container)
-        if isinstance(timings, dict):
-            for key, value in timings.items():
-                if "read" in key.lower() and isinstance(value, int | float):
-                    return float(value)
-    return None
+def _graph_read_cpu_seconds(report: dict[str, Any]) -> float | None:
+    """The CPU seconds syncd reports for its Graph read (``timings`` in ``sync --json``)."""
+    value = (report.get("timings") or {}).get("read_cpu_seconds")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _sync(
@@ -344,17 +335,11 @@ def _sync(
         error = f"no JSON report on stdout (exit {child.exit_code})\n{tail}".rstrip()
     report = report or {}
 
-    raw_graph = report.get("graph_requests")
-    if isinstance(raw_graph, dict):
-        graph_total: int | None = sum(int(v) for v in raw_graph.values())
-    elif isinstance(raw_graph, int):
-        graph_total = raw_graph
-    else:
-        graph_total = None
+    graph_requests = report.get("graph_requests")
     scim = {str(k): int(v) for k, v in (report.get("scim_requests") or {}).items()}
     scim_total = sum(scim.values())
     ideal = scim_total * (args.latency_ms / 1000.0) / max(1, args.concurrency)
-    read_seconds = _graph_read_seconds(report)
+    read_seconds = _graph_read_cpu_seconds(report)
     cpu = child.user_seconds + child.sys_seconds
     return RunResult(
         name=name,
@@ -366,13 +351,12 @@ def _sync(
         sys_seconds=round(child.sys_seconds, 3),
         peak_rss_mb=round(child.peak_rss_mb, 1),
         timed_out=child.timed_out,
-        graph_requests=graph_total,
-        graph_requests_detail=raw_graph,
+        graph_requests=graph_requests if isinstance(graph_requests, int) else None,
         scim_requests=dict(sorted(scim.items(), key=lambda kv: (-kv[1], kv[0]))),
         scim_total=scim_total,
         ideal_seconds=round(ideal, 3),
         wall_over_ideal=round(child.wall_seconds / ideal, 2) if ideal > 0 else None,
-        graph_read_seconds=read_seconds,
+        graph_read_cpu_seconds=read_seconds,
         graph_read_share=(
             round(read_seconds / child.wall_seconds, 3)
             if read_seconds is not None and child.wall_seconds > 0
@@ -493,25 +477,17 @@ def _machine() -> dict[str, Any]:
 
 def _git() -> dict[str, Any]:
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git_output("rev-parse", "--short", "HEAD")
+        dirty = _git_output("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"commit": head, "dirty": bool(dirty)}
+
+
+def _git_output(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -534,7 +510,7 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
     with_read = any(run.graph_read_share is not None for run in runs)
     table = Table(title=title, title_justify="left")
     columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
-    columns += ["ideal s", "wall/ideal", *(["Graph read %"] if with_read else [])]
+    columns += ["ideal s", "wall/ideal", *(["Graph read CPU %"] if with_read else [])]
     columns += ["fake Graph CPU s", "fake Learnster CPU s"]
     for column in columns:
         table.add_column(column, justify="left" if column == "run" else "right")
