@@ -7,14 +7,13 @@ syncd); every cycle reads and writes through plain sqlite3.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Field, SQLModel, create_engine
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Defaults here are Python-side only and never used: syncd.store writes every row with plain
+# sqlite3 and sets each column itself (so timestamps need no default clock).
 
 
 class SnapshotUserRow(SQLModel, table=True):
@@ -38,7 +37,7 @@ class LedgerUserRow(SQLModel, table=True):
     scim_id: str = Field(index=True)
     attrs: str  # flat attributes last acknowledged by Learnster
     adopted: bool = False
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime
 
 
 class LedgerGroupRow(SQLModel, table=True):
@@ -46,7 +45,7 @@ class LedgerGroupRow(SQLModel, table=True):
     graph_id: str = Field(primary_key=True)
     scim_id: str = Field(index=True)
     display_name: str  # the name syncd sent (Learnster may have added a suffix)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime
 
 
 class LedgerMemberRow(SQLModel, table=True):
@@ -65,15 +64,15 @@ class EscrowRow(SQLModel, table=True):
     operation: str
     error: str
     attempts: int = 1
-    first_failed_at: datetime = Field(default_factory=utcnow)
-    next_retry_at: datetime = Field(default_factory=utcnow)
+    first_failed_at: datetime
+    next_retry_at: datetime
 
 
 class DeltaLinkRow(SQLModel, table=True):
     __tablename__ = "delta_link"
     resource: str = Field(primary_key=True)
     link: str
-    stored_at: datetime = Field(default_factory=utcnow)
+    stored_at: datetime
 
 
 class RunRow(SQLModel, table=True):
@@ -94,7 +93,7 @@ class LogRow(SQLModel, table=True):
     __tablename__ = "provisioning_log"
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(index=True)
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime
     object_id: str = Field(index=True)
     label: str = ""
     operation: str
@@ -108,7 +107,7 @@ class IntentRow(SQLModel, table=True):
     __tablename__ = "create_intent"
     graph_id: str = Field(primary_key=True)
     user_name: str
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime
 
 
 class MetaRow(SQLModel, table=True):
