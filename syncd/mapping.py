@@ -129,16 +129,12 @@ def country_region(country: str) -> str:
     return str(found.alpha_2) if found is not None else ""
 
 
-def phone_region(user: DirectoryUser, default_region: str) -> str:
-    """The region a national-format number of ``user`` belongs to.
+def phone_region(properties: Mapping[str, str], default_region: str) -> str:
+    """The region a national-format number of a user (their Graph properties) belongs to.
 
     usageLocation (set for licensing) or the user's country beat the site default, so a
     New York office's "(212) 555-0186" is read as a US number even when the default is SE.
     """
-    return _region_of(user.properties, default_region)
-
-
-def _region_of(properties: Mapping[str, str], default_region: str) -> str:
     for value in (properties.get("usageLocation"), properties.get("country")):
         if value:
             region = country_region(value)
@@ -167,7 +163,7 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
         if not value:
             continue
         if path in PHONE_PATHS:
-            region = _region_of(properties, options.phone_default_region)
+            region = phone_region(properties, options.phone_default_region)
             normalised = normalise_phone(value, region)
             if normalised is None:
                 problems.append(
