@@ -1110,6 +1110,19 @@ def test_latency_is_applied_and_overlaps(fake: FakeLearnster, client: httpx.Clie
     assert time.perf_counter() - started < 0.15
 
 
+def test_latency_counts_from_the_arrival_of_the_request(
+    fake: FakeLearnster, client: httpx.Client
+) -> None:
+    """The fake's own work is part of its latency, not added to it: "50 ms" means 50 ms."""
+    fake.latency_ms = 250
+    fake.slow_next(1, 0.2)  # stands for work that takes 200 ms
+    started = time.perf_counter()
+    assert client.get("/Users").status_code == 200
+    elapsed = time.perf_counter() - started
+    assert 0.25 <= elapsed < 0.25 + 0.15  # not 0.45: the work ran inside the latency
+    fake.latency_ms = 0
+
+
 def test_concurrent_writes_are_consistent(fake: FakeLearnster) -> None:
     barrier = threading.Barrier(8)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,9 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # time.monotonic() when the request line arrived: a fake's latency counts from here, so
+    # its own parsing and work are part of the latency rather than added to it
+    received_at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -53,6 +57,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    received_at = 0.0
+
+    def parse_request(self) -> bool:
+        # Called as soon as the request line has been read, before the headers are parsed.
+        self.received_at = time.monotonic()
+        return super().parse_request()
+
     def setup(self) -> None:
         super().setup()
         with self.server.counts_lock:
@@ -74,7 +85,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = Request(self.command, parts.path, query, headers, body)
+        request = Request(self.command, parts.path, query, headers, body, self.received_at)
         try:
             response = self.server.app(request)
         except Exception as exc:  # a fake must answer, not hang the client

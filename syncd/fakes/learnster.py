@@ -52,7 +52,8 @@ Fault injection for client tests: ``fail_next``/``drop_next``/``slow_next`` scri
 authorised responses; ``fault_rate`` spreads seeded random faults over 429 (``Retry-After`` as
 integer seconds, decimal seconds or an HTTP date), 500, 503, dropped connections and responses
 delayed by ``slow_seconds`` (the request is still applied after the delay, as a slow real server
-would). ``latency_ms`` delays every request outside the lock, so concurrent requests overlap.
+would). ``latency_ms`` is the time from a request's arrival to its answer: the fake's own work
+runs inside it, and the wait is outside the lock, so concurrent requests overlap.
 """
 
 from __future__ import annotations
@@ -838,9 +839,6 @@ class FakeLearnster:
     # ---------------------------------------------------------------- HTTP entry point
 
     def _app(self, request: Request) -> Response:
-        latency = self.latency_ms
-        if latency > 0:
-            time.sleep(latency / 1000.0)  # outside the lock: concurrent requests overlap
         path = request.path
         rel = path[len(PREFIX) :] if path == PREFIX or path.startswith(PREFIX + "/") else None
         try:
@@ -884,7 +882,15 @@ class FakeLearnster:
             )
             with self._lock:
                 self.requests.append(entry)
+        self._await_latency(request)
         return response
+
+    def _await_latency(self, request: Request) -> None:
+        """Answer ``latency_ms`` after the request arrived (outside the lock: requests overlap)."""
+        if self.latency_ms > 0:
+            remaining = request.received_at + self.latency_ms / 1000.0 - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
