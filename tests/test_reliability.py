@@ -174,6 +174,62 @@ def test_concurrency_is_bounded_and_connections_are_kept_alive() -> None:
         assert elapsed >= 10 * 0.05  # 40 requests, 4 at a time
 
 
+def test_the_proxy_of_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY as every other HTTP client honours it; the fake plays the proxy here."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeLearnster(token="t") as fake:
+        origin, path = fake.base_url.split("/scim", 1)
+        monkeypatch.setenv("HTTP_PROXY", origin)
+
+        async def create() -> None:
+            # .invalid never resolves: only the proxy can carry this request
+            async with ScimSink(f"http://learnster.invalid/scim{path}", Secret("t")) as sink:
+                await sink.create_user({"schemas": [CORE], "userName": "p@x.example"})
+
+        run(create())
+        [request] = fake.requests
+        assert request.headers["host"] == "learnster.invalid"
+        assert fake.user_by_username("p@x.example") is not None
+
+
+@pytest.mark.parametrize(
+    ("environment", "url", "expected"),
+    [
+        (
+            {"HTTPS_PROXY": "proxy.corp:3128"},
+            "https://a.learnster.com/scim",
+            "http://proxy.corp:3128",
+        ),
+        ({"https_proxy": "http://p:8080"}, "https://a.learnster.com/scim", "http://p:8080"),
+        ({"HTTPS_PROXY": "http://p:8080"}, "http://a.learnster.com/scim", None),
+        ({"ALL_PROXY": "http://p:8080"}, "http://a.learnster.com/scim", "http://p:8080"),
+        (
+            {"HTTPS_PROXY": "http://p:8080", "NO_PROXY": ".learnster.com"},
+            "https://a.learnster.com/s",
+            None,
+        ),
+        (
+            {"HTTPS_PROXY": "http://p:8080", "NO_PROXY": "other.example"},
+            "https://a.learnster.com/s",
+            "http://p:8080",
+        ),
+        ({}, "https://a.learnster.com/scim", None),
+    ],
+)
+def test_which_proxy_the_environment_sets(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], url: str, expected: str | None
+) -> None:
+    from syncd.sink import _environment_proxy
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert _environment_proxy(url) == expected
+
+
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
     from syncd.sink import TransientError
 
