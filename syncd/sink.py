@@ -133,6 +133,26 @@ class _Pacer:
             await asyncio.sleep(start - now)
 
 
+class _SendWatch:
+    """Counts written requests through httpcore's ``trace`` extension, then stops watching."""
+
+    def __init__(self, count: int, sink: ScimSink) -> None:
+        self.remaining = count
+        self.sink = sink
+        self.written = asyncio.Event()
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(".send_request_body.complete"):  # http11 or http2
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.done()
+
+    def done(self) -> None:
+        self.written.set()
+        if self.sink._sends_watched is self:
+            self.sink._sends_watched = None
+
+
 class ScimSink:
     """One Learnster tenant. Bounded concurrency, keep-alive connections, tenacity retries."""
 
@@ -174,6 +194,7 @@ class ScimSink:
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
         self._backoff_base = backoff_base
+        self._sends_watched: _SendWatch | None = None
         self.requests: Counter[str] = Counter()  # "POST /Users" -> count, for reports and tests
         # externalIds whose POST /Groups may have been applied more than once (see create_group)
         self.groups_in_doubt: set[str] = set()
@@ -203,6 +224,17 @@ class ScimSink:
         await self.aclose()
 
     # -- transport --------------------------------------------------------------------------
+
+    def watch_sends(self, count: int) -> asyncio.Event:
+        """An event set once the next ``count`` requests are written and awaiting answers.
+
+        The time until Learnster answers them is free for other work (``Applier.apply``).
+        """
+        watch = _SendWatch(count, self)
+        self._sends_watched = watch
+        if count <= 0:
+            watch.done()
+        return watch.written
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -257,8 +289,11 @@ class ScimSink:
         url = self.tenant_url + path
         if params:
             url += "?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        extensions: dict[str, Any] = {"timeout": self._timeout}
+        if self._sends_watched is not None:
+            extensions["trace"] = self._sends_watched.trace
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
+            method, url, headers=headers, content=content, extensions=extensions
         )
         if self._pacer is not None:
             await self._pacer.wait()

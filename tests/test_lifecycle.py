@@ -520,3 +520,52 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
         assert incremental  # the step did change something
         report = h.sync()
         assert report.exit_code == ExitCode.OK, report.failures
+
+
+def _snapshot_of(h: Harness, user_id: str) -> dict[str, str]:
+    store = Store(h.config.state_database)
+    try:
+        [(user, _)] = store.load_users([user_id]).values()
+        return dict(user.properties)
+    finally:
+        store.close()
+
+
+def _delta_links(h: Harness) -> dict[str, str]:
+    store = Store(h.config.state_database)
+    try:
+        return store.delta_links()
+    finally:
+        store.close()
+
+
+def test_a_delta_is_saved_when_learnster_stops_the_cycle(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """A delta cycle saves its snapshot while its first requests are out; also when they fail."""
+    h = make_harness(small_org())
+    cycle(h)
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Saved anyway")
+    h.learnster.fail_next(1, 401)
+    report = h.sync()
+    assert report.exit_code == ExitCode.AUTH
+    assert report.incremental
+    assert _snapshot_of(h, user["id"])["jobTitle"] == "Saved anyway"
+    # The ledger, not the snapshot, says what Learnster holds: the update follows next cycle.
+    assert [m for m, _, _ in cycle(h)] == ["PATCH"]
+    resource = h.learnster.user_by_username(user["userPrincipalName"])
+    assert resource is not None
+    assert resource["title"] == "Saved anyway"
+
+
+def test_a_delta_with_nothing_to_send_is_saved_too(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(small_org())
+    cycle(h)
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], businessPhones=[], mobilePhone=None, usageLocation="SE")
+    cycle(h)
+    # usageLocation only says how to read phone numbers: without any, nothing to send
+    h.graph.update_user(user["id"], usageLocation="NO")
+    assert cycle(h) == []
+    assert _snapshot_of(h, user["id"])["usageLocation"] == "NO"

@@ -230,6 +230,54 @@ def test_which_proxy_the_environment_sets(
     assert _environment_proxy(url) == expected
 
 
+def test_blocking_work_runs_while_the_first_requests_are_out() -> None:
+    """A delta cycle saves its snapshot in the time Learnster takes to answer, not before."""
+    from syncd.engine import _while_sending
+
+    with FakeLearnster(token="t", latency_ms=500) as fake:
+        seen: list[int] = []
+
+        def meanwhile() -> None:  # blocks the event loop, as the snapshot write does
+            time.sleep(0.2)
+            seen.append(len(fake.requests))
+
+        async def go() -> float:
+            async with ScimSink(fake.base_url, Secret("t"), max_concurrency=4) as sink:
+                started = time.monotonic()
+                sending = asyncio.gather(
+                    *(
+                        sink.create_user({"schemas": [CORE], "userName": f"w{i}@x.example"})
+                        for i in range(4)
+                    )
+                )
+                await _while_sending(sending, sink.watch_sends(4), meanwhile)
+                return time.monotonic() - started
+
+        elapsed = run(go())
+        assert seen == [4]  # all four were out before it ran
+        assert len(fake.users) == 4
+        assert 0.5 <= elapsed < 0.5 + 0.12  # overlapped: not 0.5 + 0.2
+
+
+def test_blocking_work_runs_even_when_nothing_is_written() -> None:
+    from syncd.engine import _while_sending
+
+    calls: list[str] = []
+
+    async def go() -> None:
+        async with ScimSink("http://127.0.0.1:9/scim", Secret("t")) as sink:
+            written = sink.watch_sends(3)
+
+            async def fails() -> None:
+                raise RuntimeError("no request made")
+
+            with pytest.raises(RuntimeError):
+                await _while_sending(fails(), written, lambda: calls.append("ran"))
+
+    run(go())
+    assert calls == ["ran"]
+
+
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
     from syncd.sink import TransientError
 
