@@ -12,21 +12,17 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-)
 
 from syncd import __version__
 from syncd.config import Config, Secret, learnster_token, tls_verify
 from syncd.errors import StopCycle, SyncdError
 from syncd.mapping import PATCH_SCHEMA
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying, RetryCallState
 
 SCIM_JSON = "application/scim+json"
 LIST_PAGE_SIZE = 500
@@ -244,6 +240,14 @@ class ScimSink:
         return random.uniform(0, self._backoff_base * 2 ** (state.attempt_number - 1))
 
     def _retrying(self) -> AsyncRetrying:
+        # Imported on the first retry: most cycles never need one.
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            stop_after_delay,
+        )
+
         return AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
