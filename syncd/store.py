@@ -154,6 +154,12 @@ class Store:
                 "CREATE INDEX IF NOT EXISTS ix_snapshot_user_upn_lower ON snapshot_user (lower(upn))"
             )
             self._raw.execute("DROP INDEX IF EXISTS ix_snapshot_user_upn")
+            # The reports of a hire or a leaver (reports_of): a scan of 100,000 records took
+            # ~95 ms of every delta cycle with one.
+            self._raw.execute(
+                "CREATE INDEX IF NOT EXISTS ix_snapshot_user_manager "
+                "ON snapshot_user (json_extract(data, '$.managerId'))"
+            )
         self._escrowed = {row[0] for row in self._raw.execute("SELECT object_id FROM escrow")}
 
     def _migrate(self, version: int) -> None:
@@ -299,6 +305,7 @@ class Store:
 
     def reports_of(self, manager_ids: Iterable[str]) -> set[str]:
         rows = self._in_chunks(
+            # the expression of ix_snapshot_user_manager, spelt the same or it is not used
             "SELECT id FROM snapshot_user WHERE json_extract(data, '$.managerId') IN ({ids})",
             manager_ids,
         )

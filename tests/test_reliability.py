@@ -643,3 +643,20 @@ def test_upn_lookups_use_an_index_and_the_unused_one_is_gone(tmp_path: Path) -> 
         assert "ix_snapshot_user_upn" not in indexes
     finally:
         store.close()
+
+
+def test_the_reports_of_a_hire_or_leaver_are_found_through_an_index(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    with sqlite3.connect(database) as db:  # as databases made before the index have it
+        db.execute("DROP INDEX ix_snapshot_user_manager")
+    store = Store(str(database))  # puts it back
+    try:
+        statements: list[str] = []
+        store._raw.set_trace_callback(statements.append)
+        assert store.reports_of({"m1"}) == set()
+        store._raw.set_trace_callback(None)
+        plan = store._raw.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall()
+        assert "USING INDEX ix_snapshot_user_manager" in str(plan)
+    finally:
+        store.close()
