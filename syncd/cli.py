@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -119,6 +120,9 @@ def entry() -> NoReturn:
     Everything is closed and flushed by then; freeing the modules and objects of a cycle one
     by one only delays the exit (~0.07 s of a small delta cycle, measured with make bench).
     """
+    # What the imports made lives as long as the process: keep the collector from walking it
+    # again and again (a full collection took ~20 ms of a small delta cycle).
+    gc.freeze()
     code = main()
     logging.shutdown()
     sys.stdout.flush()
