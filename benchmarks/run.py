@@ -362,7 +362,7 @@ def _sync(
         scim_requests=dict(sorted(scim.items(), key=lambda kv: (-kv[1], kv[0]))),
         scim_total=scim_total,
         ideal_seconds=round(ideal, 3),
-        wall_over_ideal=round(child.wall_seconds / ideal, 2) if ideal > 0 else None,
+        wall_over_ideal=round(child.wall_seconds / ideal, 3) if ideal > 0 else None,
         graph_read_cpu_seconds=read_seconds,
         graph_read_share=(
             round(read_seconds / child.wall_seconds, 3)
