@@ -531,14 +531,6 @@ def _snapshot_of(h: Harness, user_id: str) -> dict[str, str]:
         store.close()
 
 
-def _delta_links(h: Harness) -> dict[str, str]:
-    store = Store(h.config.state_database)
-    try:
-        return store.delta_links()
-    finally:
-        store.close()
-
-
 def test_a_delta_is_saved_when_learnster_stops_the_cycle(
     make_harness: Callable[..., Harness],
 ) -> None:
