@@ -108,6 +108,17 @@ def _environment_proxy(url: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
+def _resource_path(endpoint: str, scim_id: str) -> str:
+    """The path of one resource. Its id comes from Learnster: whatever it holds ("/", "?",
+    "..") stays inside the one path segment instead of naming another resource."""
+    if not scim_id:
+        raise BadResponseError(f"{endpoint}: a resource without a Learnster id")
+    segment = urllib.parse.quote(scim_id, safe="")
+    if segment in (".", ".."):  # dot segments are resolved away by URL parsers
+        segment = segment.replace(".", "%2E")
+    return f"/{endpoint}/{segment}"
+
+
 def _scim_filter_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -379,7 +390,11 @@ class ScimSink:
             raise BadResponseError(
                 f"{method} {path}: Learnster answered {response.status_code} without JSON"
             ) from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("id"), str)
+            or not payload["id"]
+        ):
             raise BadResponseError(f"{method} {path}: Learnster's reply has no resource id")
         return payload
 
@@ -390,13 +405,13 @@ class ScimSink:
         return self._resource("POST", "/Users", response)
 
     async def patch_user(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
-        await self._patch(f"/Users/{scim_id}", operations)
+        await self._patch(_resource_path("Users", scim_id), operations)
 
     async def delete_user(self, scim_id: str) -> None:
-        await self._request("DELETE", f"/Users/{scim_id}")
+        await self._request("DELETE", _resource_path("Users", scim_id))
 
     async def get_user(self, scim_id: str) -> dict[str, Any]:
-        path = f"/Users/{scim_id}"
+        path = _resource_path("Users", scim_id)
         return self._resource("GET", path, await self._request("GET", path))
 
     async def find_user(self, user_name: str) -> dict[str, Any] | None:
@@ -448,11 +463,11 @@ class ScimSink:
         # A tag's answer would list all its members (30,000 for "everyone" at 100,000 users)
         # for every batch of 100 added; RFC 7644 §3.9 lets the client leave them out.
         await self._patch(
-            f"/Groups/{scim_id}", operations, params={"excludedAttributes": "members"}
+            _resource_path("Groups", scim_id), operations, params={"excludedAttributes": "members"}
         )
 
     async def delete_group(self, scim_id: str) -> None:
-        await self._request("DELETE", f"/Groups/{scim_id}")
+        await self._request("DELETE", _resource_path("Groups", scim_id))
 
     async def iter_groups(
         self, page_size: int = LIST_PAGE_SIZE, attributes: str = "displayName,externalId"
@@ -500,7 +515,9 @@ class ScimSink:
         resources = payload.get("Resources", [])
         if not isinstance(resources, list):
             raise BadResponseError(f"{where}: Resources is not a list")
-        return [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
+        return [
+            r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"]
+        ]
 
     async def check(self, probe_user_name: str) -> None:
         """Test connection: a filter for a user that cannot exist must give an empty list."""
