@@ -304,11 +304,8 @@ class ScimSink:
         url = self.tenant_url + path
         if params:
             url += "?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
-        extensions: dict[str, Any] = {"timeout": self._timeout}
-        if self._sends_watched is not None:
-            extensions["trace"] = self._sends_watched.trace
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions=extensions
+            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
         )
         if self._pacer is not None:
             await self._pacer.wait()
@@ -317,6 +314,8 @@ class ScimSink:
                 self._transports.append(self._new_transport())
                 self._idle.append(self._transports[-1])
             transport = self._idle.pop()  # the most recently used: its connection is warm
+            if self._sends_watched is not None:  # set here: it counts what goes out from now
+                request.extensions["trace"] = self._sends_watched.trace
             try:
                 response = await self._exchange(transport, request)
             except httpx.TimeoutException as exc:

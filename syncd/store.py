@@ -103,6 +103,9 @@ class LogEntry(_Record):
     detail: str
 
 
+WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False)  # the daemon runs cycles in a thread
     # WAL + NORMAL: each acknowledged operation is its own small durable transaction.
@@ -377,12 +380,17 @@ class Store:
         users: Mapping[str, tuple[DirectoryUser, str | None]],
         groups: Mapping[str, tuple[DirectoryGroup, str | None]],
         delta_links: Mapping[str, str],
+        *,
+        checkpoint: bool = True,
     ) -> None:
         """Write only the given records (a delta cycle) and the delta links, in one transaction.
 
         Upserts, not INSERT OR REPLACE: a replace deletes and re-inserts the row and its index
         entries; for 1,000 changed users in a 100,000-user snapshot, 6 ms instead of 35-55 ms.
+        ``checkpoint=False``: the WAL is not checkpointed until ``checkpoint()`` is called.
         """
+        if not checkpoint:
+            self._raw.execute("PRAGMA wal_autocheckpoint=0")
         with self._raw:
             self._raw.executemany(
                 "INSERT INTO snapshot_user (id, upn, data, removed) VALUES (?, ?, ?, ?) "
@@ -396,6 +404,11 @@ class Store:
                 _group_rows(groups),
             )
             self._put_delta_links(delta_links)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database now, and again whenever it reaches the usual size."""
+        self._raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._raw.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
 
     def save_delta_links(self, links: Mapping[str, str]) -> None:
         with self._raw:
