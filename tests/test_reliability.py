@@ -280,6 +280,42 @@ def test_blocking_work_left_when_the_sending_ends_stays_for_the_caller() -> None
     assert calls == ["first"]
 
 
+@pytest.mark.parametrize("scim_id", ["../Groups/g1", "u1?x=1#y", "..", "a b/ä"])
+def test_an_id_from_learnster_stays_inside_its_path_segment(scim_id: str) -> None:
+    """Ids are Learnster's data: one holding "/", "?" or ".." must not address another object."""
+    from syncd.sink import NotFoundError
+
+    with FakeLearnster(token="t") as fake:
+        group = fake.add_group({"displayName": "Untouched"})
+
+        async def patch() -> None:
+            async with ScimSink(fake.base_url, Secret("t")) as sink:
+                ops = [{"op": "replace", "path": "displayName", "value": "Hijacked"}]
+                await sink.patch_user(scim_id.replace("g1", group), ops)
+
+        with pytest.raises(NotFoundError):
+            run(patch())
+        [request] = fake.requests
+        assert request.method == "PATCH"
+        assert request.path.startswith("/Users/")
+        assert request.path.count("/") == 2  # one segment under /Users
+        assert fake.groups[group]["displayName"] == "Untouched"
+
+
+def test_a_resource_without_an_id_is_never_addressed() -> None:
+    from syncd.sink import BadResponseError
+
+    with FakeLearnster(token="t") as fake:
+
+        async def delete() -> None:
+            async with ScimSink(fake.base_url, Secret("t")) as sink:
+                await sink.delete_user("")
+
+        with pytest.raises(BadResponseError):
+            run(delete())
+        assert fake.requests == []
+
+
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
     from syncd.sink import TransientError
 
