@@ -467,7 +467,7 @@ def _plan_groups(
     batch = options.member_batch_size
     for group_id, target in groups.items():
         linked = ledger_groups.get(group_id)
-        wanted = target.members if target.members <= in_learnster else target.members & in_learnster
+        wanted = members_within(target.members, in_learnster)
         if linked is None:
             adds = sorted(wanted)
             carried = len(adds) % batch
@@ -485,6 +485,12 @@ def _plan_groups(
         b.member_ops.extend(RemoveMembers(group_id, chunk) for chunk in _chunks(removes, batch))
     if options.allow_removals:
         b.group_ops.extend(DeleteGroup(gid) for gid in ledger_groups if gid not in groups)
+
+
+def members_within(members: frozenset[str], allowed: AbstractSet[str]) -> frozenset[str]:
+    """``members & allowed``, sharing ``members`` when nothing is left out (the usual case):
+    400 groups with 500,000 memberships would otherwise be held twice."""
+    return members if members <= allowed else members & allowed
 
 
 def _chunks(items: list[str], size: int) -> Iterable[tuple[str, ...]]:
