@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import httpx
 
@@ -119,6 +119,13 @@ def _resource_path(endpoint: str, scim_id: str) -> str:
     return f"/{endpoint}/{segment}"
 
 
+def _has_id(resource: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether a reply's resource carries an id syncd can address it by."""
+    return (
+        isinstance(resource, dict) and isinstance(resource.get("id"), str) and bool(resource["id"])
+    )
+
+
 def _scim_filter_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -179,8 +186,8 @@ class ScimSink:
         self.tenant_url = tenant_url.rstrip("/")
         # Requests go straight to httpx's transport, one single-connection transport per
         # concurrent request: the client layer above it (URL merging, cookies, auth and
-        # redirect hooks, a pool that checks every idle connection) cost most of syncd's CPU
-        # per request, and syncd needs none of it (profiled at 100,000 users).
+        # redirect hooks, a pool that checks every idle connection) cost a quarter of syncd's
+        # CPU per request, and syncd needs none of it (profiled at 100,000 users).
         self._new_transport = functools.partial(
             httpx.AsyncHTTPTransport,
             verify=tls_verify(ca_file),  # one TLS context for every connection
@@ -389,11 +396,7 @@ class ScimSink:
             raise BadResponseError(
                 f"{method} {path}: Learnster answered {response.status_code} without JSON"
             ) from None
-        if (
-            not isinstance(payload, dict)
-            or not isinstance(payload.get("id"), str)
-            or not payload["id"]
-        ):
+        if not _has_id(payload):
             raise BadResponseError(f"{method} {path}: Learnster's reply has no resource id")
         return payload
 
@@ -514,9 +517,7 @@ class ScimSink:
         resources = payload.get("Resources", [])
         if not isinstance(resources, list):
             raise BadResponseError(f"{where}: Resources is not a list")
-        return [
-            r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"]
-        ]
+        return [r for r in resources if _has_id(r)]
 
     async def check(self, probe_user_name: str) -> None:
         """Test connection: a filter for a user that cannot exist must give an empty list."""
