@@ -51,6 +51,17 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+def answer_after(request: Request, latency_ms: float) -> None:
+    """Wait until ``latency_ms`` after ``request`` arrived: a fake's own work counts in it.
+
+    Called outside the fake's lock, so concurrent requests wait together.
+    """
+    if latency_ms > 0:
+        remaining = request.received_at + latency_ms / 1000.0 - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real services do
     # Headers and body are separate writes: without this, Nagle + delayed ACK add ~40 ms each.

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
-from syncd.fakes._http import LoopbackServer, Request, Response
+from syncd.fakes._http import LoopbackServer, Request, Response, answer_after
 from syncd.fakes.generator import Organisation
 
 __all__ = ["FakeGraph", "LoggedRequest"]
@@ -309,7 +309,8 @@ class FakeGraph:
         self.fault_rate_503 = 0.0
         self.retry_after_seconds = 1
         self.empty_pages = False
-        self.latency_ms = 0.0  # added to every API request (not the control API)
+        # From a request's arrival to its answer, for every API request (not the control API).
+        self.latency_ms = 0.0
         self._fault_rng = Random(fault_seed)
         self._page_faults: list[_PageFault] = []
 
@@ -854,13 +855,12 @@ class FakeGraph:
         segments = [unquote(s) for s in req.path.split("/") if s]
         if segments and segments[0] == "_fake":
             return self._control(req, segments[1:])
-        if self.latency_ms > 0:
-            time.sleep(self.latency_ms / 1000.0)  # outside the lock: requests overlap
         try:
             response = self._route(req, segments)
         except _ApiError as err:
             response = self._error_response(req, err)
         self._record(req, response.status)
+        answer_after(req, self.latency_ms)
         return response
 
     def _record(self, req: Request, status: int) -> None:

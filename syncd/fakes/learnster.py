@@ -45,8 +45,8 @@ Deliberate leniencies and choices (what Entra ID's provisioning expects of a tar
   §8.7.2's schema (scim2-models marks them required); Entra sends only the value.
 - PATCH answers ``200`` with the resource, or ``204`` when ``patch_returns_204`` is set; a write
   that changes nothing keeps the version (ETag). The answer honours ``attributes`` and
-  ``excludedAttributes`` (RFC 7644 §3.9) unless ``patch_honours_projection`` is False. Bulk, sorting and ``changePassword`` are not
-  supported (ServiceProviderConfig says so).
+  ``excludedAttributes`` (RFC 7644 §3.9) unless ``patch_honours_projection`` is False. Bulk,
+  sorting and ``changePassword`` are not supported (ServiceProviderConfig says so).
 
 Fault injection for client tests: ``fail_next``/``drop_next``/``slow_next`` script the next
 authorised responses; ``fault_rate`` spreads seeded random faults over 429 (``Retry-After`` as
@@ -74,7 +74,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote
 
-from syncd.fakes._http import LoopbackServer, Request, Response
+from syncd.fakes._http import LoopbackServer, Request, Response, answer_after
 from syncd.fakes.scim_filter import (
     And,
     AttrPath,
@@ -882,15 +882,8 @@ class FakeLearnster:
             )
             with self._lock:
                 self.requests.append(entry)
-        self._await_latency(request)
+        answer_after(request, self.latency_ms)
         return response
-
-    def _await_latency(self, request: Request) -> None:
-        """Answer ``latency_ms`` after the request arrived (outside the lock: requests overlap)."""
-        if self.latency_ms > 0:
-            remaining = request.received_at + self.latency_ms / 1000.0 - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
