@@ -430,8 +430,8 @@ class Applier:
                 phase = phases.pop(0)
                 sending = _run_bounded(phase, self._apply_one, concurrency * 2)
                 if meanwhile:
-                    rounds = min(len(phase), concurrency)
-                    await _while_sending(sending, self.sink, rounds, meanwhile)
+                    round_size = min(len(phase), concurrency)
+                    await _while_sending(sending, self.sink, round_size, meanwhile)
                     meanwhile = None
                 else:
                     await sending
@@ -969,13 +969,21 @@ async def run_cycle(
         report.labels = labels_of(read.users, read.groups)
         # Safe to save at any point of the cycle: the ledger, not the snapshot, says what
         # Learnster holds; an interrupted cycle is planned again from it. A whole directory is
-        # saved before planning, so its records can be dropped as they are mapped; a delta's
-        # few records while the first requests are out (~45 ms at 100,000 users, measured).
-        pending_save: Callable[[], None] | None = None
+        # saved before planning, so its records can be dropped as they are mapped. A delta's
+        # few records are written while the first round of requests is out (~45 ms at 100,000
+        # users, measured), and the WAL checkpoint that makes due while the second one is.
+        saves: list[Callable[[], None]] = []
         if not dry_run and read.incremental:
-            pending_save = functools.partial(
-                store.update_snapshot, read.users, dict(read.groups), read.links, checkpoint=False
-            )
+            saves = [
+                functools.partial(
+                    store.update_snapshot,
+                    read.users,
+                    dict(read.groups),
+                    read.links,
+                    checkpoint=False,
+                ),
+                store.checkpoint,
+            ]
         elif not dry_run:
             store.save_snapshot(
                 read.users,
@@ -991,7 +999,7 @@ async def run_cycle(
             mapping_options,
             report_for=None if read.full else read.changed_users,
             member_candidates=member_candidates,
-            consume=not dry_run and pending_save is None,
+            consume=not dry_run and not saves,
         )
         report.problems.extend(problems)
         for problem in report.problems:
@@ -1025,14 +1033,8 @@ async def run_cycle(
             return report
         del user_targets, group_targets, ledger_users  # the plan holds what is still needed
         applier_groups = ledger_groups
-        read.groups.clear()  # saved or held by the pending save; applying needs only labels
+        read.groups.clear()  # saved, or copied for the save to come; applying needs labels
         phases, report.plan = list(report.plan.phases), Plan(held=report.plan.held)
-        # The snapshot is written while the first round of requests is out, with the WAL
-        # checkpoint it would trigger (~20 ms at 100,000 users) left to the second round.
-        saves: list[Callable[[], None]] = []
-        if pending_save is not None:
-            saves = [pending_save, store.checkpoint]
-
         try:
             # After a cycle whose tag creates were retried, check those tags once more even
             # when nothing else is to be sent (the only reads a quiet cycle may make).
