@@ -664,6 +664,17 @@ def test_the_provisioning_log_keeps_thirty_days(tmp_path: Path) -> None:
         store.close()
 
 
+def _plan_of_last_query(store: Store, query: Callable[[], object]) -> str:
+    """SQLite's query plan for the last statement ``query`` runs on the store's connection."""
+    statements: list[str] = []
+    store._raw.set_trace_callback(statements.append)
+    try:
+        query()
+    finally:
+        store._raw.set_trace_callback(None)
+    return str(store._raw.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall())
+
+
 def test_upn_lookups_use_an_index_and_the_unused_one_is_gone(tmp_path: Path) -> None:
     database = tmp_path / "state.db"
     Store(str(database)).close()
@@ -671,12 +682,8 @@ def test_upn_lookups_use_an_index_and_the_unused_one_is_gone(tmp_path: Path) -> 
         db.execute("CREATE INDEX ix_snapshot_user_upn ON snapshot_user (upn)")
     store = Store(str(database))
     try:
-        statements: list[str] = []
-        store._raw.set_trace_callback(statements.append)
-        store.ids_by_upn({"A@x.example"})
-        store._raw.set_trace_callback(None)
-        plan = store._raw.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall()
-        assert "USING INDEX ix_snapshot_user_upn_lower" in str(plan)
+        plan = _plan_of_last_query(store, lambda: store.ids_by_upn({"A@x.example"}))
+        assert "USING INDEX ix_snapshot_user_upn_lower" in plan
         indexes = {row[0] for row in store._raw.execute("SELECT name FROM sqlite_master")}
         assert "ix_snapshot_user_upn" not in indexes
     finally:
@@ -690,11 +697,9 @@ def test_the_reports_of_a_hire_or_leaver_are_found_through_an_index(tmp_path: Pa
         db.execute("DROP INDEX ix_snapshot_user_manager")
     store = Store(str(database))  # puts it back
     try:
-        statements: list[str] = []
-        store._raw.set_trace_callback(statements.append)
-        assert store.reports_of({"m1"}) == set()
-        store._raw.set_trace_callback(None)
-        plan = store._raw.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall()
-        assert "USING INDEX ix_snapshot_user_manager" in str(plan)
+        found: list[set[str]] = []
+        plan = _plan_of_last_query(store, lambda: found.append(store.reports_of({"m1"})))
+        assert found == [set()]
+        assert "USING INDEX ix_snapshot_user_manager" in plan
     finally:
         store.close()
