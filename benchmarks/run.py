@@ -690,8 +690,10 @@ def _benchmark(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.users < 1 or args.concurrency < 1 or args.latency_ms < 0:
-        _parser().error("--users and --concurrency must be >= 1, --latency-ms >= 0")
+    if args.users < 1 or args.concurrency < 1 or args.repeat_changed < 1 or args.latency_ms < 0:
+        _parser().error(
+            "--users, --concurrency and --repeat-changed must be >= 1, --latency-ms >= 0"
+        )
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     document: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
