@@ -114,14 +114,6 @@ class DirectoryUser:
             unpacked["userPrincipalName"] = self.user_principal_name
         return unpacked
 
-    def get(self, name: str) -> str:
-        """A Graph property by its Graph name, "" when absent."""
-        if name == "businessPhones":
-            return self.business_phones[0] if self.business_phones else ""
-        if name == "userPrincipalName":
-            return self.user_principal_name
-        return self.properties.get(name, "")
-
     def _key(self) -> tuple[Any, ...]:
         return (
             self.id,

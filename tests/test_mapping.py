@@ -143,7 +143,7 @@ def test_user_without_upn_is_skipped_with_an_error_naming_the_object() -> None:
 def test_non_string_value_drops_only_that_field() -> None:
     decoded = decode_user({"id": "u3", "userPrincipalName": "u3@x.example", "jobTitle": 42})
     assert decoded.user is not None
-    assert decoded.user.get("jobTitle") == ""
+    assert decoded.user.properties.get("jobTitle", "") == ""
     assert decoded.problems[0].field == "jobTitle"
 
 
