@@ -298,7 +298,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
                 f'{source}: [mapping.user] {key!r} must be a Graph property name or ""'
             )
     # Validated against the mapping table here so a typo fails at start-up, not mid-cycle.
-    from syncd.mapping import validate_overrides
+    from syncd.core.mapping import validate_overrides
 
     try:
         validate_overrides(overrides)

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from syncd.adapters.sqlite import Store
+from syncd.app.wiring import sync_once
 from syncd.config import Config, load_config
-from syncd.engine import CycleReport, run_cycle
+from syncd.cycle.report import CycleReport
+from syncd.cycle.run import CycleRequest
 from syncd.fakes.generator import Organisation, generate_organisation
 from syncd.fakes.graph import FakeGraph
 from syncd.fakes.learnster import FakeLearnster
-from syncd.store import Store
 
 GRAPH_TOKEN = "graph-test-token"
 LEARNSTER_TOKEN = "learnster-test-token"
@@ -69,7 +71,7 @@ class Harness:
         store = Store(self.config.state_database)
         try:
             with store.lock():
-                return asyncio.run(run_cycle(self.config, store, **kwargs))
+                return asyncio.run(sync_once(self.config, store, CycleRequest(**kwargs)))
         finally:
             store.close()
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from syncd.errors import ExitCode
-from syncd.mapping import (
+from syncd.core.decode import decode_user
+from syncd.core.mapping import (
     COUNTRY,
     DISPLAY_NAME,
     FAMILY_NAME,
@@ -30,7 +30,7 @@ from syncd.mapping import (
     MappingOptions,
     map_user,
 )
-from syncd.model import decode_user
+from syncd.errors import ExitCode
 from tests.conftest import Harness
 
 LONG = "x" * 257
@@ -217,8 +217,10 @@ def test_bad_record_outcome(case: Case) -> None:
 
 
 def test_duplicate_upns_keep_one_deterministically_and_name_the_other() -> None:
-    from syncd.planner import LedgerUser
-    from syncd.snapshot import Scope, build_targets
+    from syncd.core.ledger import LedgerUser
+    from syncd.core.records import Entry, Presence
+    from syncd.core.scope import Scope
+    from syncd.core.targets import build_targets
 
     def user(uid: str, upn: str) -> Any:
         decoded = decode_user({"id": uid, "userPrincipalName": upn})
@@ -226,9 +228,9 @@ def test_duplicate_upns_keep_one_deterministically_and_name_the_other() -> None:
         return decoded.user
 
     users = {
-        "b": (user("b", "Twin@contoso.example"), None),
-        "a": (user("a", "twin@contoso.example"), None),
-        "c": (user("c", "other@contoso.example"), None),
+        "b": Entry(user("b", "Twin@contoso.example"), Presence.PRESENT),
+        "a": Entry(user("a", "twin@contoso.example"), Presence.PRESENT),
+        "c": Entry(user("c", "other@contoso.example"), Presence.PRESENT),
     }
     scope = Scope(users=set(users))
     targets, _, problems = build_targets(users, {}, scope, {}, MappingOptions())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.graph import FakeGraph

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.config import Secret, learnster_token, load_config, parse_config
 from syncd.errors import ConfigError
 

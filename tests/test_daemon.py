@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.errors import ExitCode
 from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from syncd.engine import run_cycle
+from syncd.adapters.sqlite import Store
+from syncd.app.wiring import sync_once
 from syncd.errors import ExitCode
 from syncd.fakes.generator import Organisation, generate_organisation
-from syncd.store import Store
 from tests.conftest import Harness
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -229,7 +229,7 @@ def test_periodic_full_read_reconciles_and_sends_only_real_differences(
 
 
 def test_reset_makes_the_next_cycle_full(make_harness: Callable[..., Harness]) -> None:
-    from syncd.cli import main
+    from syncd.app.cli import main
 
     h = make_harness(small_org())
     cycle(h)
@@ -242,7 +242,7 @@ def test_reset_makes_the_next_cycle_full(make_harness: Callable[..., Harness]) -
 def test_reset_forget_links_rematches_every_user_without_duplicates(
     make_harness: Callable[..., Harness],
 ) -> None:
-    from syncd.cli import main
+    from syncd.app.cli import main
 
     h = make_harness(small_org())
     cycle(h)
@@ -409,7 +409,7 @@ def test_ten_thousand_users_then_a_hundred_changes_read_and_send_only_the_delta(
     store._raw.set_trace_callback(statements.append)  # observe the SQL the cycle runs
     try:
         with store.lock():
-            report = asyncio.run(run_cycle(h.config, store))
+            report = asyncio.run(sync_once(h.config, store))
     finally:
         store.close()
     assert report.exit_code == ExitCode.OK
@@ -466,8 +466,8 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
     every kind of change, that must give the same operations as replanning everything."""
     import random
 
-    from syncd.cli import report_to_json
-    from syncd.store import Store
+    from syncd.adapters.sqlite import Store
+    from syncd.app.cli import report_to_json
 
     h = make_harness(generate_organisation(80, seed=17))
     cycle(h)
@@ -478,15 +478,15 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
         assert incremental.incremental
         store = Store(h.config.state_database)
         try:
-            converged = store.get_meta("converged")
-            store.set_meta("converged", None)  # force a plan over the whole directory
+            converged = store.ledger.converged()
+            store.ledger.set_converged(None)  # force a plan over the whole directory
         finally:
             store.close()
         full = h.sync(dry_run=True)
         assert not full.incremental
         store = Store(h.config.state_database)
         try:
-            store.set_meta("converged", converged)
+            store.ledger.set_converged(converged)
         finally:
             store.close()
         return operations(incremental), operations(full)
@@ -525,7 +525,7 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
 def _snapshot_of(h: Harness, user_id: str) -> dict[str, str]:
     store = Store(h.config.state_database)
     try:
-        [(user, _)] = store.load_users([user_id]).values()
+        [(user, _)] = store.snapshot.users([user_id]).values()
         return dict(user.properties)
     finally:
         store.close()

@@ -1,10 +1,11 @@
-"""The mapping table (DESIGN §4) and the PATCH operations derived from it (DESIGN §5)."""
+"""The mapping table and the SCIM PATCH operations derived from it."""
 
 from __future__ import annotations
 
 import pytest
 
-from syncd.mapping import (
+from syncd.core.decode import decode_user
+from syncd.core.mapping import (
     ACTIVE,
     COUNTRY,
     ENTERPRISE_SCHEMA,
@@ -17,14 +18,11 @@ from syncd.mapping import (
     WORK_EMAIL,
     WORK_PHONE,
     MappingOptions,
-    build_user_resource,
-    flatten_user_resource,
     map_user,
     normalise_phone,
-    user_patch_operations,
     validate_overrides,
 )
-from syncd.model import decode_user
+from syncd.core.messages import build_user_resource, flatten_user_resource, user_patch_operations
 
 GRAPH_USER = {
     "id": "u1",

@@ -9,30 +9,28 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.mapping import ACTIVE, MANAGER
-from syncd.planner import (
+from syncd.core.ledger import LedgerGroup, LedgerUser
+from syncd.core.mapping import ACTIVE, MANAGER
+from syncd.core.operations import (
     AddMembers,
     CreateGroup,
     CreateUser,
     DeleteGroup,
     DeleteUser,
-    GroupTarget,
-    LedgerGroup,
-    LedgerUser,
     Plan,
-    PlanOptions,
     RemoveMembers,
     RenameGroup,
     UpdateUser,
     is_removal,
-    plan,
 )
+from syncd.core.planner import PlanOptions, plan
+from syncd.core.targets import GroupTarget
 
 Ledger = tuple[dict[str, LedgerUser], dict[str, LedgerGroup]]
 
 
 def user(name: str, *, active: bool = True, manager: str | None = None, **extra: Any) -> Any:
-    from syncd.planner import UserTarget
+    from syncd.core.targets import UserTarget
 
     attrs: dict[str, Any] = {"userName": f"{name}@x.example", ACTIVE: active, **extra}
     if manager:
@@ -120,7 +118,7 @@ def test_partial_read_plans_no_removal() -> None:
 
 
 def test_hard_delete_deletes_or_deactivates_per_policy() -> None:
-    from syncd.planner import UserTarget
+    from syncd.core.targets import UserTarget
 
     ledger = {"a": LedgerUser("s1", {"userName": "a@x.example", ACTIVE: True})}
     gone = {"a": UserTarget({}, hard_deleted=True)}
@@ -130,7 +128,7 @@ def test_hard_delete_deletes_or_deactivates_per_policy() -> None:
 
 
 def test_deleted_user_leaves_its_tags_without_member_removal_requests() -> None:
-    from syncd.planner import UserTarget
+    from syncd.core.targets import UserTarget
 
     ledger_users = {"a": LedgerUser("s1", {"userName": "a@x.example", ACTIVE: True})}
     ledger_groups = {"g": LedgerGroup("sg", "G", frozenset({"a"}))}
@@ -207,7 +205,7 @@ GROUP_NAMES = ["g1", "g2", "g3"]
 
 @st.composite
 def directories(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, GroupTarget]]:
-    from syncd.planner import UserTarget
+    from syncd.core.targets import UserTarget
 
     present = draw(st.lists(st.sampled_from(NAMES), unique=True))
     targets: dict[str, UserTarget] = {}
@@ -237,7 +235,7 @@ def directories(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, GroupTarget]
 
 def _manager_closed(targets: Mapping[str, Any]) -> dict[str, Any]:
     """The engine only names managers that are present, active users; mirror that here."""
-    from syncd.planner import UserTarget
+    from syncd.core.targets import UserTarget
 
     fixed = {}
     for uid, t in targets.items():

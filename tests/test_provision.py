@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.errors import ExitCode
 from tests.conftest import Harness
 

@@ -19,12 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syncd.adapters.scim import ScimSink
+from syncd.adapters.sqlite import SCHEMA_VERSION, Store
+from syncd.adapters.sqlite.sql import get_meta
+from syncd.adapters.transport import parse_retry_after
 from syncd.config import Secret
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.learnster import FakeLearnster
-from syncd.sink import ScimSink, parse_retry_after
-from syncd.store import SCHEMA_VERSION, Store
 from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
 from tests.test_sync_e2e import assert_user_matches
 
@@ -82,7 +84,7 @@ def test_throttling_is_retried_honouring_retry_after() -> None:
 _PATCH_PEAK = """
 import asyncio, sys, tracemalloc
 from syncd.config import Secret
-from syncd.sink import ScimSink
+from syncd.adapters.scim import ScimSink
 
 async def main() -> None:
     async with ScimSink(sys.argv[1], Secret("t")) as sink:
@@ -220,20 +222,20 @@ def test_the_proxy_of_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -
 def test_which_proxy_the_environment_sets(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], url: str, expected: str | None
 ) -> None:
-    from syncd.sink import _environment_proxy
+    from syncd.adapters.transport import environment_proxy
 
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    assert _environment_proxy(url) == expected
+    assert environment_proxy(url) == expected
 
 
 def test_blocking_work_runs_while_rounds_of_requests_are_out() -> None:
     """A delta cycle writes its snapshot, then checkpoints it, in the time Learnster takes to
     answer the first two rounds of requests, not before or between them."""
-    from syncd.engine import _while_sending
+    from syncd.cycle.apply import while_sending
 
     with FakeLearnster(token="t", latency_ms=400) as fake:
         seen: list[int] = []
@@ -251,7 +253,7 @@ def test_blocking_work_runs_while_rounds_of_requests_are_out() -> None:
                         for i in range(8)
                     )
                 )
-                await _while_sending(sending, sink, 4, [piece, piece])
+                await while_sending(sending, sink, 4, [piece, piece])
                 return time.monotonic() - started
 
         elapsed = run(go())
@@ -261,7 +263,7 @@ def test_blocking_work_runs_while_rounds_of_requests_are_out() -> None:
 
 
 def test_blocking_work_left_when_the_sending_ends_stays_for_the_caller() -> None:
-    from syncd.engine import _while_sending
+    from syncd.cycle.apply import while_sending
 
     calls: list[str] = []
 
@@ -273,7 +275,7 @@ def test_blocking_work_left_when_the_sending_ends_stays_for_the_caller() -> None
 
             pieces = [lambda: calls.append("first"), lambda: calls.append("second")]
             with pytest.raises(RuntimeError):
-                await _while_sending(fails(), sink, 3, pieces)
+                await while_sending(fails(), sink, 3, pieces)
             assert len(pieces) == 1  # the caller runs it: run_cycle does, in a finally
 
     run(go())
@@ -283,7 +285,7 @@ def test_blocking_work_left_when_the_sending_ends_stays_for_the_caller() -> None
 @pytest.mark.parametrize("scim_id", ["../Groups/g1", "u1?x=1#y", "..", "a b/ä"])
 def test_an_id_from_learnster_stays_inside_its_path_segment(scim_id: str) -> None:
     """Ids are Learnster's data: one holding "/", "?" or ".." must not address another object."""
-    from syncd.sink import NotFoundError
+    from syncd.errors import NotFoundError
 
     with FakeLearnster(token="t") as fake:
         group = fake.add_group({"displayName": "Untouched"})
@@ -303,7 +305,7 @@ def test_an_id_from_learnster_stays_inside_its_path_segment(scim_id: str) -> Non
 
 
 def test_a_resource_without_an_id_is_never_addressed() -> None:
-    from syncd.sink import BadResponseError
+    from syncd.errors import BadResponseError
 
     with FakeLearnster(token="t") as fake:
 
@@ -317,7 +319,7 @@ def test_a_resource_without_an_id_is_never_addressed() -> None:
 
 
 def test_server_errors_and_dropped_connections_are_retried_then_given_up() -> None:
-    from syncd.sink import TransientError
+    from syncd.errors import TransientError
 
     with FakeLearnster(token="t") as fake:
         fake.fail_next(1, 503)
@@ -377,7 +379,7 @@ def test_escrow_backoff_grows_and_failed_objects_do_not_block_others(
         assert report.exit_code == ExitCode.PARTIAL
         store = Store(h.config.state_database)
         try:
-            [escrow] = store.escrows()
+            [escrow] = store.ledger.escrows()
         finally:
             store.close()
         waits.append(round((escrow.next_retry_at.replace(tzinfo=UTC) - now).total_seconds() / 60))
@@ -540,17 +542,17 @@ def test_an_upgrade_from_schema_1_keeps_links_escrows_and_delta_links(tmp_path: 
         )
     store = Store(str(database))
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
-        assert store.ledger_users()["u1"].scim_id == "scim-1"
-        group = store.ledger_groups()["g1"]
+        assert get_meta(store._raw, "schema_version") == str(SCHEMA_VERSION)
+        assert store.ledger.users()["u1"].scim_id == "scim-1"
+        group = store.ledger.groups()["g1"]
         assert (group.scim_id, group.display_name, group.members) == (
             "scim-g1",
             "Sales",
             frozenset({"u1", "u2"}),
         )
-        [escrow] = store.escrows()
+        [escrow] = store.ledger.escrows()
         assert (escrow.object_id, escrow.error, escrow.attempts) == ("u2", "bad phone", 3)
-        assert store.delta_links() == {"users": "https://graph/users/delta?t=1"}
+        assert store.snapshot.delta_links() == {"users": "https://graph/users/delta?t=1"}
     finally:
         store.close()
     columns = [r[1] for r in sqlite3.connect(database).execute("PRAGMA table_info(ledger_group)")]
@@ -570,18 +572,19 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_store_knows_every_table_the_schema_defines() -> None:
-    from syncd import schema, store
+    from syncd.adapters import sqlite
+    from syncd.adapters.sqlite import schema
 
-    assert store.TABLES == schema.TABLES
+    assert sqlite.TABLES == schema.TABLES
 
 
 _OPEN_AND_REPORT = """
 import sys
-import syncd.cli
-from syncd.store import Store
+import syncd.app.cli
+from syncd.adapters.sqlite import Store
 
 store = Store(sys.argv[1])
-store.set_meta("probe", "1")
+store.ledger.set_converged("probe")
 store.close()
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel")))
 """
@@ -600,12 +603,12 @@ def test_a_cycle_on_an_existing_database_does_not_load_sqlalchemy(tmp_path: Path
     )
     assert done.stdout.strip() == "[]"
     with sqlite3.connect(database) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'probe'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'converged'").fetchone() == ("probe",)
 
 
 _SYNC_AND_REPORT = """
 import json, sys
-from syncd.cli import main
+from syncd.app.cli import main
 code = main(["sync", "--json", "--config", sys.argv[1]])
 heavy = ("rich", "sqlalchemy", "sqlmodel", "tenacity", "prometheus_client")
 print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules} & set(heavy))]), file=sys.stderr)
@@ -640,8 +643,8 @@ def test_a_database_missing_a_table_gets_it_back(tmp_path: Path) -> None:
         db.execute("DROP TABLE create_intent")
     store = Store(str(database))
     try:
-        store.record_intent("u1", "a@x.example")
-        assert store.intents() == {"u1": "a@x.example"}
+        store.ledger.record_intent("u1", "a@x.example")
+        assert store.ledger.intents() == {"u1": "a@x.example"}
     finally:
         store.close()
 
@@ -649,15 +652,15 @@ def test_a_database_missing_a_table_gets_it_back(tmp_path: Path) -> None:
 def test_the_provisioning_log_keeps_thirty_days(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "state.db"))
     try:
-        old, recent = store.start_run("full", False), store.start_run("delta", False)
-        store.append_log(old, [("u1", "a@x.example", "create_user", "created", "")])
-        store.append_log(recent, [("u2", "b@x.example", "update_user", "updated", "")])
+        old, recent = store.runs.start("full", False), store.runs.start("delta", False)
+        store.runs.append(old, [("u1", "a@x.example", "create_user", "created", "")])
+        store.runs.append(recent, [("u2", "b@x.example", "update_user", "updated", "")])
         long_ago = (datetime.now(UTC) - timedelta(days=31)).strftime("%Y-%m-%d %H:%M:%S.%f")
         with sqlite3.connect(tmp_path / "state.db") as db:
             db.execute("UPDATE run SET started_at = ? WHERE id = ?", (long_ago, old))
-        store.start_run("delta", False)
-        assert [entry.object_id for entry in store.log_entries()] == ["u2"]
-        assert [entry.operation for entry in store.log_entries(object_key="b@x.example")] == [
+        store.runs.start("delta", False)
+        assert [entry.object_id for entry in store.runs.entries()] == ["u2"]
+        assert [entry.operation for entry in store.runs.entries(object_key="b@x.example")] == [
             "update_user"
         ]
     finally:
@@ -682,10 +685,11 @@ def test_upn_lookups_use_an_index_and_the_unused_one_is_gone(tmp_path: Path) -> 
         db.execute("CREATE INDEX ix_snapshot_user_upn ON snapshot_user (upn)")
     store = Store(str(database))
     try:
-        plan = _plan_of_last_query(store, lambda: store.ids_by_upn({"A@x.example"}))
-        assert "USING INDEX ix_snapshot_user_upn_lower" in plan
+        plan = _plan_of_last_query(store, lambda: store.snapshot.ids_by_user_name({"A@x.example"}))
+        assert "USING INDEX ix_snapshot_user_upn_key" in plan
         indexes = {row[0] for row in store._raw.execute("SELECT name FROM sqlite_master")}
         assert "ix_snapshot_user_upn" not in indexes
+        assert "ix_snapshot_user_upn_lower" not in indexes
     finally:
         store.close()
 
@@ -698,7 +702,7 @@ def test_the_reports_of_a_hire_or_leaver_are_found_through_an_index(tmp_path: Pa
     store = Store(str(database))  # puts it back
     try:
         found: list[set[str]] = []
-        plan = _plan_of_last_query(store, lambda: found.append(store.reports_of({"m1"})))
+        plan = _plan_of_last_query(store, lambda: found.append(store.snapshot.reports_of({"m1"})))
         assert found == [set()]
         assert "USING INDEX ix_snapshot_user_manager" in plan
     finally:

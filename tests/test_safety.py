@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.errors import ExitCode
 from syncd.fakes.generator import Organisation, generate_organisation
 from tests.conftest import Harness

@@ -10,7 +10,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from syncd.cli import main
+from syncd.app.cli import main
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from tests.conftest import Harness

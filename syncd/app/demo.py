@@ -14,14 +14,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from syncd.adapters.sqlite import Store
+from syncd.app.wiring import sync_once
 from syncd.config import load_config
-from syncd.engine import CycleReport, run_cycle
+from syncd.core.mapping import ENTERPRISE_SCHEMA
+from syncd.cycle.report import CycleReport
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.graph import FakeGraph
 from syncd.fakes.learnster import FakeLearnster
-from syncd.mapping import ENTERPRISE_SCHEMA
-from syncd.store import Store
 
 DEMO_TOKEN = "demo-learnster-token"  # noqa: S105 - the fake's own token, not a credential
 DEMO_SECRET = "demo-graph-secret"  # noqa: S105
@@ -179,7 +180,7 @@ def run_demo(*, users: int = 200, seed: int = 7, console: Console | None = None)
                 learnster.clear_requests()
                 graph.clear_requests()
                 with store.lock():
-                    report = asyncio.run(run_cycle(config, store))
+                    report = asyncio.run(sync_once(config, store))
                 _show_cycle(console, number, title, report, learnster, len(graph.requests))
                 exit_code = max(exit_code, report.exit_code)
         finally:

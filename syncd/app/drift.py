@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.mapping import ACTIVE, MANAGER, MOBILE_PHONE, WORK_PHONE, flatten_user_resource
-from syncd.planner import LedgerGroup, LedgerUser
-from syncd.sink import ScimSink
+from syncd.core.ledger import LedgerGroup, LedgerUser
+from syncd.core.mapping import ACTIVE, MANAGER, MOBILE_PHONE, WORK_PHONE
+from syncd.core.messages import flatten_user_resource
+from syncd.ports import ScimTarget
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def compare_group(
 
 
 async def find_drift(
-    sink: ScimSink, users: Mapping[str, LedgerUser], groups: Mapping[str, LedgerGroup]
+    sink: ScimTarget, users: Mapping[str, LedgerUser], groups: Mapping[str, LedgerGroup]
 ) -> list[Drift]:
     """Read Learnster's users and groups once (paged) and compare the linked ones."""
     graph_id_of = {u.scim_id: gid for gid, u in users.items()}

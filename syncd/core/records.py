@@ -1,15 +1,17 @@
-"""Frozen records for the directory as read from Graph, decoded from raw JSON without the SDK models."""
+"""Frozen records of the directory as read from Graph, and the shapes the snapshot keeps them in."""
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, Generic, NamedTuple, TypeVar
 
-# Graph user properties syncd selects; the mapping table (DESIGN §4) reads these.
+from syncd.errors import GraphReadError
+
+# Graph user properties syncd selects; the mapping table (syncd.core.mapping) reads these.
 USER_STRING_PROPERTIES: tuple[str, ...] = (
     "userPrincipalName",
     "displayName",
@@ -186,138 +188,66 @@ class DirectoryGroup:
         )
 
 
+def user_name_key(user_name: str) -> str:
+    """The form in which two userNames (UPNs) are the same: Learnster compares them ignoring case.
+
+    The one definition, in Python and (through the snapshot's stored ``upn_key`` column) in SQL:
+    full Unicode case folding, so "STRAßE@x" and "strasse@x" clash in both places alike.
+    """
+    return user_name.casefold()
+
+
+class Presence(Enum):
+    """Whether a directory object is there, in the recycle bin, or permanently deleted.
+
+    The values are Graph's delta ``@removed`` reasons, as the snapshot stores them.
+    """
+
+    PRESENT = None
+    RECYCLED = "changed"  # soft-deleted (restorable), or gone from a full read
+    DELETED = "deleted"  # permanently deleted
+
+    @classmethod
+    def of_removed_reason(cls, reason: Any) -> Presence:
+        """The presence a delta ``@removed`` reason stands for (anything but "deleted": recycled)."""
+        return cls.DELETED if reason == "deleted" else cls.RECYCLED
+
+
+R = TypeVar("R")
+
+
+class Entry(NamedTuple, Generic[R]):
+    """One object of the snapshot: its last known record, and whether it is still there."""
+
+    record: R
+    presence: Presence
+
+    @property
+    def present(self) -> bool:
+        return self.presence is Presence.PRESENT
+
+
+UserSnapshot = dict[str, Entry[DirectoryUser]]
+GroupSnapshot = dict[str, Entry[DirectoryGroup]]
+
+# Presence by stored value, without Enum's slower lookup (a full snapshot has 100,000 rows).
+PRESENCE_OF_STORED: Mapping[str | None, Presence] = {p.value: p for p in Presence}
+
+
 @dataclass
-class Decoded:
-    """Result of decoding one Graph object: the record (None if skipped) and what was wrong."""
+class DeltaRound:
+    """One delta round of users or groups: merged objects by id, removals, and the next link.
 
-    user: DirectoryUser | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-
-MAX_VALUE_LENGTH = 256  # longer values are dropped, never truncated into something else
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_WHITESPACE_CONTROLS = re.compile("[\t\n\r\v\f\x85\u2028\u2029]+")
-_OTHER_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
-
-
-def clean_text(value: str) -> tuple[str, list[str]]:
-    """``value`` made safe to send, and what was changed (for a warning).
-
-    Line breaks and tabs become spaces, other control characters and invalid UTF-16 halves
-    (which cannot be encoded as UTF-8 at all) are removed; non-BMP characters are kept.
+    ``error`` set: the round stopped part-way; the objects are those of the pages read whole,
+    and the round must not count anyone as removed nor advance its link.
     """
-    notes = []
-    if _LONE_SURROGATE.search(value):
-        value = _LONE_SURROGATE.sub("\ufffd", value)
-        notes.append("invalid UTF-16 replaced")
-    if _WHITESPACE_CONTROLS.search(value):
-        value = _WHITESPACE_CONTROLS.sub(" ", value)
-        notes.append("line breaks or tabs replaced by spaces")
-    if _OTHER_CONTROLS.search(value):
-        value = _OTHER_CONTROLS.sub("", value)
-        notes.append("control characters removed")
-    return value.strip(), notes
 
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removed: dict[str, Presence] = field(default_factory=dict)  # RECYCLED or DELETED
+    delta_link: str = ""
+    pages: int = 0
+    error: GraphReadError | None = None
 
-def _decode_property(object_id: str, name: str, value: Any, problems: list[Problem]) -> str:
-    """One string property, cleaned; "" (with a Problem) when it cannot be used."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        problems.append(Problem(object_id, name, f"expected a string, got {type(value).__name__}"))
-        return ""
-    cleaned, notes = clean_text(value)
-    if notes:
-        outcome = "sent cleaned" if cleaned else "nothing left after cleaning: dropped"
-        problems.append(Problem(object_id, name, f"{outcome} ({', '.join(notes)})"))
-    if len(cleaned) > MAX_VALUE_LENGTH:
-        problems.append(
-            Problem(
-                object_id, name, f"{len(cleaned)} characters (over {MAX_VALUE_LENGTH}): dropped"
-            )
-        )
-        return ""
-    if name == "mail" and cleaned and not _ADDRESS.match(cleaned):
-        problems.append(Problem(object_id, name, f"{cleaned!r} is not an e-mail address: dropped"))
-        return ""
-    return cleaned
-
-
-def decode_user(obj: Mapping[str, Any]) -> Decoded:
-    """Turn one Graph user JSON object into a DirectoryUser, dropping bad fields with a Problem.
-
-    A user without a usable id or userPrincipalName cannot be keyed or matched: it is skipped.
-    """
-    result = Decoded()
-    object_id = obj.get("id")
-    if not isinstance(object_id, str) or not object_id.strip():
-        result.problems.append(Problem("<unknown>", "id", "object without an id: skipped", "error"))
-        return result
-    properties: dict[str, str] = {}
-    for name in USER_STRING_PROPERTIES:
-        value = _decode_property(object_id, name, obj.get(name), result.problems)
-        if value:
-            properties[name] = value
-    upn = properties.get("userPrincipalName", "")
-    if not upn:
-        result.problems.append(
-            Problem(object_id, "userPrincipalName", "missing or unusable: user skipped", "error")
-        )
-        return result
-    if not _ADDRESS.match(upn):
-        result.problems.append(
-            Problem(
-                object_id,
-                "userPrincipalName",
-                f"{upn!r} is not an address Learnster can use as userName: user skipped",
-                "error",
-            )
-        )
-        return result
-    enabled = obj.get("accountEnabled", True)
-    if isinstance(enabled, str) and enabled.strip().lower() in ("true", "false"):
-        result.problems.append(
-            Problem(object_id, "accountEnabled", f"string {enabled!r} read as a boolean")
-        )
-        enabled = enabled.strip().lower() == "true"
-    elif not isinstance(enabled, bool):
-        result.problems.append(
-            Problem(
-                object_id, "accountEnabled", f"expected a boolean, got {enabled!r}: taken as true"
-            )
-        )
-        enabled = True
-    phones_raw = obj.get("businessPhones") or []
-    phones: list[str] = []
-    if isinstance(phones_raw, list):
-        phones = [
-            p
-            for p in (
-                _decode_property(object_id, "businessPhones", x, result.problems)
-                for x in phones_raw
-            )
-            if p
-        ]
-    else:
-        result.problems.append(Problem(object_id, "businessPhones", "expected a list: dropped"))
-    manager_id = _manager_id(obj)
-    if manager_id == object_id:
-        result.problems.append(Problem(object_id, "manager", "user is their own manager: ignored"))
-        manager_id = None
-    result.user = DirectoryUser(
-        id=sys.intern(object_id),  # group memberships and manager links then share it
-        properties=properties,
-        account_enabled=enabled,
-        business_phones=tuple(phones),
-        manager_id=manager_id,
-    )
-    return result
-
-
-def _manager_id(obj: Mapping[str, Any]) -> str | None:
-    manager = obj.get("manager")
-    if isinstance(manager, Mapping):
-        value = manager.get("id")
-        return sys.intern(value) if isinstance(value, str) and value else None
-    return None
+    @property
+    def complete(self) -> bool:
+        return self.error is None

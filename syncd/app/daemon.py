@@ -14,12 +14,12 @@ from types import FrameType
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from syncd.adapters.sqlite import Store
+from syncd.app.health import Metrics, after_cycle
+from syncd.app.wiring import sync_once
 from syncd.config import Config, load_config
-from syncd.engine import run_cycle
 from syncd.errors import ConfigError, LockHeld
-from syncd.health import Metrics, after_cycle
 from syncd.schedule import cron_trigger, next_runs
-from syncd.store import Store
 
 log = logging.getLogger("syncd.daemon")
 
@@ -87,7 +87,7 @@ class Daemon:
         store = Store(config.state_database)
         try:
             with store.lock():
-                report = asyncio.run(run_cycle(config, store, cancel=self.stopping))
+                report = asyncio.run(sync_once(config, store, cancel=self.stopping))
                 now = datetime.now(UTC)
                 after_cycle(config, store, report, now, self.metrics)
         except LockHeld as exc:

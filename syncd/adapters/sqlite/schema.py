@@ -12,14 +12,15 @@ from pathlib import Path
 
 from sqlmodel import Field, SQLModel, create_engine
 
-# Defaults here are Python-side only and never used: syncd.store writes every row with plain
+# Defaults here are Python-side only and never used: the repositories write every row with plain
 # sqlite3 and sets each column itself (so timestamps need no default clock).
 
 
 class SnapshotUserRow(SQLModel, table=True):
     __tablename__ = "snapshot_user"
     id: str = Field(primary_key=True)
-    upn: str  # indexed as lower(upn) by Store (sqlmodel cannot declare that index)
+    upn: str
+    upn_key: str = Field(index=True)  # user_name_key(upn): how UPN clashes are looked up
     data: str  # DirectoryUser.to_json()
     removed: str | None = None  # None | "changed" (recycle bin) | "deleted" (permanent)
 
@@ -88,7 +89,7 @@ class RunRow(SQLModel, table=True):
 
 
 class LogRow(SQLModel, table=True):
-    """The provisioning log: what each cycle did to each object (kept LOG_KEEP_DAYS)."""
+    """The provisioning log: what each cycle did to each object (pruned after LOG_KEEP_DAYS)."""
 
     __tablename__ = "provisioning_log"
     id: int | None = Field(default=None, primary_key=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import smtplib
 import socket
@@ -10,38 +9,60 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
+from syncd.adapters.sqlite import Store
 from syncd.config import Config, NotifyConfig
-from syncd.engine import CycleReport
-from syncd.errors import ExitCode
-from syncd.store import Store
+from syncd.cycle.report import CycleReport
+from syncd.errors import ExitCode, Health
+from syncd.ports import RunLog
 
 log = logging.getLogger("syncd.health")
 
-OK, PARTIAL, GUARD, AUTH, CONFIG = "ok", "partial", "guard", "auth", "config"
-QUARANTINE = "quarantine"
-_STATE_OF = {
-    ExitCode.OK: OK,
-    ExitCode.PARTIAL: PARTIAL,
-    ExitCode.GUARD: GUARD,
-    ExitCode.AUTH: AUTH,
-    ExitCode.USAGE: CONFIG,
+OK = Health.OK
+_TITLES = {
+    Health.PARTIAL: "some objects failed",
+    Health.GUARD: "deletion guard tripped",
+    # Exit code 4's name first, as the command line documents it, then which one it is.
+    Health.CREDENTIALS: "authentication or connection failure: credentials refused",
+    Health.PERMISSIONS: "authentication or connection failure: a permission is missing",
+    Health.CONNECTION: "authentication or connection failure: cannot connect",
+    Health.GRAPH: "Microsoft Graph answered the read with an error",
+    Health.CONFIG: "configuration error",
+    Health.QUARANTINE: "quarantined, most requests to Learnster failed",
 }
 _WHAT_TO_DO = {
-    PARTIAL: (
+    Health.PARTIAL: (
         "Some objects failed and are kept in retry; syncd tries them again every cycle.\n"
         "See them with: syncd status"
     ),
-    GUARD: (
+    Health.GUARD: (
         "The accidental-deletion guard held back deactivations and deletions.\n"
         "Review them with: syncd plan\n"
         "If they are intended, release them once with: syncd sync --allow-deletions"
     ),
-    AUTH: (
-        "syncd could not sign in to, or reach, Microsoft Graph or Learnster.\n"
+    Health.CREDENTIALS: (
+        "Microsoft Graph, Entra's sign-in or Learnster refused syncd's credentials: the client\n"
+        "secret or certificate of the app registration, or Learnster's Secret Token.\n"
         "Diagnose with: syncd check"
     ),
-    CONFIG: "The configuration is not usable. Fix it, then run: syncd check",
-    QUARANTINE: (
+    Health.PERMISSIONS: (
+        "syncd signed in, but is not allowed to read or write what it needs: grant the app\n"
+        "registration's application permissions (with admin consent), or check the token.\n"
+        "Diagnose with: syncd check"
+    ),
+    Health.CONNECTION: (
+        "syncd could not reach Microsoft Graph or Learnster (network, DNS, proxy, TLS), or\n"
+        "what answers at the configured URL is not the expected service.\n"
+        "Diagnose with: syncd check"
+    ),
+    Health.GRAPH: (
+        "Microsoft Graph answered a read with an error (its status, code and message are\n"
+        "above). Sign-in worked: this is not a credentials problem. Nothing was deactivated\n"
+        "or deleted from the incomplete read; creates and updates of what was read went on.\n"
+        "If it persists, check Microsoft 365 service health or open a case with Microsoft,\n"
+        "quoting the error."
+    ),
+    Health.CONFIG: "The configuration is not usable. Fix it, then run: syncd check",
+    Health.QUARANTINE: (
         "Most SCIM requests failed, so syncd stopped sending for this cycle (quarantine).\n"
         "See the errors with: syncd status --log\n"
         "Test the connection with: syncd check"
@@ -51,7 +72,7 @@ _WHAT_TO_DO = {
 
 @dataclass(frozen=True)
 class Transition:
-    """Health changed: from ``before`` to ``after`` (states above), since ``since``."""
+    """Health changed: from ``before`` to ``after``, since ``since``."""
 
     before: str
     after: str
@@ -65,14 +86,7 @@ class Transition:
     def subject(self, host: str) -> str:
         if self.recovered:
             return f"[syncd] {host}: recovered, Learnster is in sync again"
-        titles = {
-            PARTIAL: "some objects failed",
-            GUARD: "deletion guard tripped",
-            AUTH: "authentication or connection failure",
-            CONFIG: "configuration error",
-            QUARANTINE: "quarantined, most requests to Learnster failed",
-        }
-        return f"[syncd] {host}: {titles.get(self.after, self.after)}"
+        return f"[syncd] {host}: {_TITLES.get(Health(self.after), self.after)}"
 
     def body(self, host: str) -> str:
         if self.recovered:
@@ -82,21 +96,20 @@ class Transition:
             )
         return (
             f"syncd on {host}: {self.message or self.after}\n\n"
-            f"{_WHAT_TO_DO.get(self.after, '')}\n\n"
+            f"{_WHAT_TO_DO.get(Health(self.after), '')}\n\n"
             "You get one message when this starts and one when it is over, not one per cycle.\n"
         )
 
 
-def observe(store: Store, report: CycleReport, now: datetime) -> Transition | None:
+def observe(runs: RunLog, report: CycleReport, now: datetime) -> Transition | None:
     """Record the health a cycle leaves behind; a Transition when it differs from before."""
-    state = QUARANTINE if report.quarantined else _STATE_OF.get(report.exit_code)
-    if state is None:  # the lock was busy: that cycle says nothing about health
+    state = report.health
+    if state is None:  # e.g. the lock was busy: that run says nothing about health
         return None
-    raw = store.get_meta("health")
-    previous = json.loads(raw) if raw else {"state": OK, "since": now.isoformat()}
+    previous = runs.health() or {"state": OK, "since": now.isoformat()}
     if previous["state"] == state:
         return None
-    store.set_meta("health", json.dumps({"state": state, "since": now.isoformat()}))
+    runs.set_health({"state": state, "since": now.isoformat(), "message": report.message})
     transition = Transition(previous["state"], state, previous["since"], report.message)
     if transition.recovered:
         log.info("recovered: was %s since %s", transition.before, transition.since)
@@ -212,7 +225,7 @@ def after_cycle(
     config: Config, store: Store, report: CycleReport, now: datetime, metrics: Metrics | None
 ) -> None:
     """Everything that follows a cycle: health, notification, metrics."""
-    transition = observe(store, report, now)
+    transition = observe(store.runs, report, now)
     if transition is not None:
         send_notification(config.notify, transition)
     if metrics is not None:

@@ -1,4 +1,4 @@
-"""The ``syncd`` command line (DESIGN §2)."""
+"""The ``syncd`` command line: one function per command, exit codes from syncd.errors."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from syncd import __version__
+from syncd.adapters.sqlite import Store
+from syncd.app.health import Metrics, after_cycle
+from syncd.app.logs import under_systemd
+from syncd.app.wiring import sync_once
 from syncd.config import Config, config_path, load_config
-from syncd.engine import CycleReport, labels_of, run_cycle
-from syncd.errors import ConfigError, ExitCode, StopCycle, SyncdError
-from syncd.health import Metrics, after_cycle
-from syncd.logs import under_systemd
-from syncd.planner import Operation, operation_to_json
+from syncd.core.operations import Operation, operation_to_json
+from syncd.core.snapshot import labels_of
+from syncd.cycle.report import CycleReport
+from syncd.cycle.run import CycleRequest
+from syncd.errors import ConfigError, ExitCode, SyncdError
 from syncd.schedule import next_runs
-from syncd.store import Store
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -109,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(level: str) -> None:
-    from syncd.logs import configure_logging
+    from syncd.app.logs import configure_logging
 
     configure_logging(level)
 
@@ -135,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(getattr(args, "log_level", "INFO"))
     try:
         if args.command == "demo":
-            from syncd.demo import run_demo
+            from syncd.app.demo import run_demo
 
             return run_demo(users=args.users, seed=args.seed, console=_console())
         if args.command == "run":
-            from syncd.daemon import Daemon
+            from syncd.app.daemon import Daemon
 
             return Daemon(config_path(args.config), run_now=args.now).run()
         config = load_config(config_path(args.config))
@@ -173,17 +177,13 @@ def _cmd_sync(config: Config, args: argparse.Namespace) -> int:
     store = Store(config.state_database)
     try:
         if args.dry_run:
-            report = asyncio.run(run_cycle(config, store, full=args.full, dry_run=True))
+            request = CycleRequest(full=args.full, dry_run=True)
+            report = asyncio.run(sync_once(config, store, request))
         else:
+            request = CycleRequest(full=args.full, allow_deletions=args.allow_deletions)
             with store.lock():
                 report = _with_progress(
-                    lambda progress: run_cycle(
-                        config,
-                        store,
-                        full=args.full,
-                        allow_deletions=args.allow_deletions,
-                        progress=progress,
-                    ),
+                    lambda progress: sync_once(config, store, request, progress=progress)
                 )
                 metrics = Metrics() if config.metrics.textfile else None
                 after_cycle(config, store, report, datetime.now(UTC), metrics)
@@ -216,7 +216,7 @@ def _with_progress(
 def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int:
     store = Store(config.state_database)
     try:
-        report = asyncio.run(run_cycle(config, store, full=args.full, dry_run=True))
+        report = asyncio.run(sync_once(config, store, CycleRequest(full=args.full, dry_run=True)))
     finally:
         store.close()
     document = report_to_json(report)
@@ -257,9 +257,8 @@ def _cmd_apply(config: Config, args: argparse.Namespace, console: Console) -> in
     store = Store(config.state_database)
     try:
         with store.lock():
-            report = asyncio.run(
-                run_cycle(config, store, approved=operations, allow_deletions=args.allow_deletions)
-            )
+            request = CycleRequest(approved=operations, allow_deletions=args.allow_deletions)
+            report = asyncio.run(sync_once(config, store, request))
     finally:
         store.close()
     if args.json:
@@ -277,7 +276,7 @@ def _cmd_apply(config: Config, args: argparse.Namespace, console: Console) -> in
 
 
 def _cmd_provision(config: Config, args: argparse.Namespace, console: Console) -> int:
-    from syncd.provision import provision
+    from syncd.app.provision import provision
 
     store = Store(config.state_database)
     try:
@@ -300,6 +299,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
         "incremental": report.incremental,
         "dry_run": report.dry_run,
         "exit_code": int(report.exit_code),
+        "health": report.health,
         "message": report.message,
         "planned": report.planned_counts,
         # Every operation only where they are the point (plans); a 100,000-user cycle's
@@ -394,45 +394,81 @@ def print_report(report: CycleReport, console: Console) -> None:
         console.print(f"  {report.message}", markup=False, soft_wrap=True)
 
 
+@dataclass
+class _Status:
+    """Everything ``syncd status`` shows, read in one go."""
+
+    counts: dict[str, int]
+    next_run: datetime | None
+    guard: dict[str, Any] | None
+    health: dict[str, Any] | None
+    runs: list[Any]
+    escrows: list[Any]
+    log_rows: list[Any] | None
+    drifts: list[Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+            "guard": self.guard,
+            "health": self.health,
+            "log": None if self.log_rows is None else [r.to_json() for r in self.log_rows],
+            "drift": None if self.drifts is None else [d.__dict__ for d in self.drifts],
+            "runs": [r.to_json() for r in self.runs],
+            "escrows": [e.to_json() for e in self.escrows],
+        }
+
+
 def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> int:
     store = Store(config.state_database)
     try:
-        runs = store.runs(10)
-        escrows = store.escrows()
-        counts = store.counts()
-        guard = store.guard()
         next_run = next_runs(config.schedule.cron, config.schedule.timezone, datetime.now(UTC), 1)
-        drifts = asyncio.run(_drift(config, store)) if args.drift else None
-        log_rows = store.log_entries(100, args.log) if args.log is not None else None
+        status = _Status(
+            counts=store.counts(),
+            next_run=next_run[0] if next_run else None,
+            guard=store.runs.guard(),
+            health=store.runs.health(),
+            runs=store.runs.recent(10),
+            escrows=store.ledger.escrows(),
+            log_rows=store.runs.entries(100, args.log) if args.log is not None else None,
+            drifts=asyncio.run(_drift(config, store)) if args.drift else None,
+        )
     finally:
         store.close()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "counts": counts,
-                    "next_run": next_run[0].isoformat() if next_run else None,
-                    "guard": guard,
-                    "log": None if log_rows is None else [r.to_json() for r in log_rows],
-                    "drift": None if drifts is None else [d.__dict__ for d in drifts],
-                    "runs": [r.to_json() for r in runs],
-                    "escrows": [e.to_json() for e in escrows],
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        print(json.dumps(status.to_json(), indent=2, default=str))
         return 0
+    _print_state(config, status, console)
+    _print_runs(status, console)
+    if status.log_rows is not None:
+        _print_log(status.log_rows, console)
+    if status.drifts is not None:
+        _print_drift(config, status.drifts, console)
+    return 0
+
+
+def _print_state(config: Config, status: _Status, console: Console) -> None:
+    counts = status.counts
     console.print(
         f"linked: {counts['users_linked']} users, {counts['groups_linked']} groups · "
         f"snapshot: {counts['snapshot_users']} users, {counts['snapshot_groups']} groups"
     )
-    if next_run:
+    if status.next_run:
         console.print(
-            f"next scheduled cycle: {next_run[0]:%Y-%m-%d %H:%M %Z} "
+            f"next scheduled cycle: {status.next_run:%Y-%m-%d %H:%M %Z} "
             f"(cron {config.schedule.cron!r}, {config.schedule.timezone})",
             markup=False,
         )
+    health = status.health
+    if health and health.get("state") != "ok":
+        console.print(
+            f"health: {health['state']} since {health['since']}: {health.get('message', '')}",
+            style="red",
+            soft_wrap=True,
+            markup=False,
+        )
+    guard = status.guard
     if guard:
         console.print(
             f"deletion guard holds {guard['held']} removals since {guard['since']}: "
@@ -443,12 +479,15 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
         )
     else:
         console.print("deletion guard: clear")
+
+
+def _print_runs(status: _Status, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="Last cycles")
     for column in ("started", "finished", "mode", "exit", "result"):
         table.add_column(column)
-    for run in runs:
+    for run in status.runs:
         table.add_row(
             f"{run.started_at:%Y-%m-%d %H:%M:%S}",
             f"{run.finished_at:%H:%M:%S}" if run.finished_at else "running",
@@ -457,63 +496,66 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             run.message,
         )
     console.print(table)
-    if escrows:
-        # Plain lines, not a table: an error detail must never be cut to fit a terminal.
-        console.print(f"[bold]In retry (escrow): {len(escrows)}[/]")
-        for e in escrows:
-            console.print(
-                f"  {e.label} ({e.object_id}) · {e.operation} · attempt {e.attempts} · "
-                f"next retry {e.next_retry_at:%Y-%m-%d %H:%M} UTC",
-                soft_wrap=True,
-            )
-            console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
-    else:
+    if not status.escrows:
         console.print("no objects in retry")
-    if log_rows is not None:
-        console.print(f"[bold]Provisioning log ({len(log_rows)} latest)[/]")
-        for row in reversed(log_rows):
-            console.print(
-                f"  {row.at:%Y-%m-%d %H:%M:%S} run {row.run_id} {row.operation} {row.label} "
-                f"({row.object_id}): {row.outcome}" + (f": {row.detail}" if row.detail else ""),
-                soft_wrap=True,
-                markup=False,
-            )
-    if drifts is not None:
-        labels = store_labels(config)
-        if drifts:
-            console.print(f"[bold]Drift: {len(drifts)} differences made in Learnster[/]")
-        else:
-            console.print("no drift: Learnster holds what syncd sent")
-        for d in drifts:
-            console.print(
-                f"  {d.kind} {labels.get(d.object_id, '?')} ({d.object_id}) {d.path}: "
-                f"sent {_short(d.sent)}, Learnster has {_short(d.found)}",
-                soft_wrap=True,
-                markup=False,
-            )
-    return 0
+        return
+    # Plain lines, not a table: an error detail must never be cut to fit a terminal.
+    console.print(f"[bold]In retry (escrow): {len(status.escrows)}[/]")
+    for e in status.escrows:
+        console.print(
+            f"  {e.label} ({e.object_id}) · {e.operation} · attempt {e.attempts} · "
+            f"next retry {e.next_retry_at:%Y-%m-%d %H:%M} UTC",
+            soft_wrap=True,
+        )
+        console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
+
+
+def _print_log(log_rows: list[Any], console: Console) -> None:
+    console.print(f"[bold]Provisioning log ({len(log_rows)} latest)[/]")
+    for row in reversed(log_rows):
+        console.print(
+            f"  {row.at:%Y-%m-%d %H:%M:%S} run {row.run_id} {row.operation} {row.label} "
+            f"({row.object_id}): {row.outcome}" + (f": {row.detail}" if row.detail else ""),
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+def _print_drift(config: Config, drifts: list[Any], console: Console) -> None:
+    labels = store_labels(config)
+    if drifts:
+        console.print(f"[bold]Drift: {len(drifts)} differences made in Learnster[/]")
+    else:
+        console.print("no drift: Learnster holds what syncd sent")
+    for d in drifts:
+        console.print(
+            f"  {d.kind} {labels.get(d.object_id, '?')} ({d.object_id}) {d.path}: "
+            f"sent {_short(d.sent)}, Learnster has {_short(d.found)}",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 async def _drift(config: Config, store: Store) -> list[Any]:
-    from syncd.drift import find_drift
-    from syncd.sink import ScimSink
+    from syncd.adapters.scim import ScimSink
+    from syncd.app.drift import find_drift
 
     async with ScimSink.from_config(config) as sink:
-        return await find_drift(sink, store.ledger_users(), store.ledger_groups())
+        return await find_drift(sink, store.ledger.users(), store.ledger.groups())
 
 
 def store_labels(config: Config) -> dict[str, str]:
     """Object id -> UPN or group name, from the snapshot."""
     store = Store(config.state_database)
     try:
-        return labels_of(*store.load_snapshot())
+        return labels_of(*store.snapshot.load())
     finally:
         store.close()
 
 
 def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> int:
-    from syncd.sink import ScimSink
-    from syncd.source import GraphSource
+    from syncd.adapters.graph import GraphSource
+    from syncd.adapters.scim import ScimSink
 
     async def check() -> None:
         source = GraphSource(config)
@@ -537,9 +579,6 @@ def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> in
 
     try:
         asyncio.run(check())
-    except StopCycle as exc:
-        console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
-        return int(ExitCode.AUTH)
     except SyncdError as exc:
         console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         return int(exc.exit_code)
@@ -550,11 +589,11 @@ def _cmd_reset(config: Config, args: argparse.Namespace, console: Console) -> in
     store = Store(config.state_database)
     try:
         with store.lock():
-            store.forget_delta_links()
-            store.clear_escrows()
-            store.set_meta("last_full_read", None)
+            store.snapshot.forget_delta_links()
+            store.ledger.clear_escrows()
+            store.snapshot.forget_full_read()
             if args.forget_links:
-                store.forget_links()
+                store.ledger.forget_links()
     finally:
         store.close()
     console.print(

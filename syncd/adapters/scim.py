@@ -1,25 +1,36 @@
-"""ScimSink: Learnster's SCIM 2.0 API over httpx, with retries and one error class per recovery."""
+"""ScimSink: Learnster's SCIM 2.0 API over httpx, with retries; each failure one class of syncd.errors."""
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import contextlib
 import functools
 import json
 import random
-import time
 import urllib.parse
-import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import httpx
 
 from syncd import __version__
+from syncd.adapters.transport import Pacer, SendWatch, environment_proxy, parse_retry_after
 from syncd.config import Config, Secret, learnster_token, tls_verify
-from syncd.errors import StopCycle, SyncdError
-from syncd.mapping import PATCH_SCHEMA
+from syncd.core.messages import PATCH_SCHEMA
+from syncd.core.records import user_name_key
+from syncd.errors import (
+    BadResponseError,
+    ConflictError,
+    CredentialsRefused,
+    NotFoundError,
+    PermissionDenied,
+    RejectedError,
+    ScimError,
+    SyncdError,
+    TransientError,
+    Unreachable,
+)
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
@@ -30,82 +41,6 @@ LIST_PAGE_SIZE = 500
 
 # Methods whose successful answer syncd never reads (200 with a body and 204 are both fine).
 _ANSWER_UNUSED = frozenset({"PATCH", "DELETE"})
-
-
-class ScimError(SyncdError):
-    """A SCIM request failed; ``status`` is the HTTP status (0 for transport failures)."""
-
-    def __init__(
-        self, message: str, *, status: int = 0, detail: str = "", scim_type: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail
-        self.scim_type = scim_type
-
-
-class TransientError(ScimError):
-    """Throttling, server errors, timeouts, dropped connections: retried, then escrowed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        unreachable: bool = False,
-        **kw: Any,
-    ) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-        self.unreachable = unreachable  # the connection was refused: the service is down
-
-
-class NotFoundError(ScimError):
-    """The object is gone in Learnster: forget the link and re-match or re-create it."""
-
-
-class ConflictError(ScimError):
-    """The object already exists (409 on create): look it up and adopt it."""
-
-
-class RejectedError(ScimError):
-    """Learnster refused this object (400 and other 4xx): it fails alone, with the detail kept."""
-
-
-class BadResponseError(ScimError):
-    """Learnster answered with something that is not the SCIM it promised."""
-
-
-class AuthError(StopCycle):
-    """401/403 or an unusable Tenant URL: stop the cycle (exit 4)."""
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds (decimals accepted) or HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(seconds, 300.0))
-
-
-def _environment_proxy(url: str) -> str | None:
-    """The proxy the environment sets for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY), if any."""
-    parts = urllib.parse.urlsplit(url)
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(parts.netloc):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _resource_path(endpoint: str, scim_id: str) -> str:
@@ -130,41 +65,15 @@ def _scim_filter_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _Pacer:
-    """Client-side rate limit: requests start at most ``rate`` per second, evenly spaced."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            await asyncio.sleep(start - now)
-
-
-class _SendWatch:
-    """Counts written requests through httpcore's ``trace`` extension, then stops watching."""
-
-    def __init__(self, count: int, sink: ScimSink) -> None:
-        self.remaining = count
-        self.sink = sink
-        self.written = asyncio.Event()
-
-    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
-        if event.endswith(".send_request_body.complete"):  # http11 or http2
-            self.remaining -= 1
-            if self.remaining <= 0:
-                self.done()
-
-    def done(self) -> None:
-        self.written.set()
-        if self.sink._sends_watched is self:
-            self.sink._sends_watched = None
+@contextlib.contextmanager
+def _down_when_refused() -> Iterator[None]:
+    """A refused connection that outlasted the retries: Learnster is down, stop the cycle."""
+    try:
+        yield
+    except TransientError as exc:
+        if exc.unreachable:
+            raise Unreachable(f"cannot reach Learnster: {exc}") from exc
+        raise
 
 
 class ScimSink:
@@ -192,7 +101,7 @@ class ScimSink:
             httpx.AsyncHTTPTransport,
             verify=tls_verify(ca_file),  # one TLS context for every connection
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            proxy=_environment_proxy(self.tenant_url),
+            proxy=environment_proxy(self.tenant_url),
         )
         self._headers = {
             "Authorization": f"Bearer {token.reveal()}",
@@ -204,11 +113,11 @@ class ScimSink:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._idle: list[httpx.AsyncHTTPTransport] = []
         self._transports: list[httpx.AsyncHTTPTransport] = []
-        self._pacer = _Pacer(max_requests_per_second) if max_requests_per_second > 0 else None
+        self._pacer = Pacer(max_requests_per_second) if max_requests_per_second > 0 else None
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
         self._backoff_base = backoff_base
-        self._sends_watched: _SendWatch | None = None
+        self._sends_watched: SendWatch | None = None
         self.requests: Counter[str] = Counter()  # "POST /Users" -> count, for reports and tests
         # externalIds whose POST /Groups may have been applied more than once (see create_group)
         self.groups_in_doubt: set[str] = set()
@@ -244,11 +153,15 @@ class ScimSink:
 
         The time until Learnster answers them is free for other work (``Applier.apply``).
         """
-        watch = _SendWatch(count, self)
+        watch = SendWatch(count, self._stop_watching)
         self._sends_watched = watch
         if count <= 0:
             watch.done()
         return watch.written
+
+    def _stop_watching(self, watch: SendWatch) -> None:
+        if self._sends_watched is watch:
+            self._sends_watched = None
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -287,12 +200,13 @@ class ScimSink:
             return await self._send_once(method, path, body=body, params=params)
         except TransientError as exc:
             failed: TransientError | None = exc
-        async for attempt in self._retrying():
-            with attempt:
-                if failed is not None:  # replayed as attempt 1: tenacity waits and counts it
-                    error, failed = failed, None
-                    raise error
-                return await self._send_once(method, path, body=body, params=params)
+        with _down_when_refused():
+            async for attempt in self._retrying():
+                with attempt:
+                    if failed is not None:  # replayed as attempt 1: tenacity waits, counts it
+                        error, failed = failed, None
+                        raise error
+                    return await self._send_once(method, path, body=body, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(
@@ -368,13 +282,14 @@ class ScimSink:
             detail = response.text[:200]
         where = f"{method} {path}: HTTP {status}"
         message = f"{where}: {detail}" if detail else where
-        if status in (401, 403):
-            hint = (
-                "the Secret Token is wrong or expired"
-                if status == 401
-                else "the Secret Token is not allowed to do this"
+        if status == 401:
+            return CredentialsRefused(
+                "Learnster refused the request (401): the Secret Token is wrong or expired"
             )
-            return AuthError(f"Learnster refused the request ({status}): {hint}")
+        if status == 403:
+            return PermissionDenied(
+                "Learnster refused the request (403): the Secret Token is not allowed to do this"
+            )
         if status == 404:
             return NotFoundError(message, status=status, detail=detail, scim_type=scim_type)
         if status == 409:
@@ -421,7 +336,7 @@ class ScimSink:
         params = {"filter": f"userName eq {_scim_filter_string(user_name)}"}
         response = await self._request("GET", "/Users", params=params)
         for resource in self._list_resources("GET /Users", response):
-            if str(resource.get("userName", "")).lower() == user_name.lower():
+            if user_name_key(str(resource.get("userName", ""))) == user_name_key(user_name):
                 return resource
         return None
 
@@ -439,16 +354,17 @@ class ScimSink:
         externalId (the Graph object id).
         """
         external_id = resource.get("externalId")
-        async for attempt in self._retrying():
-            with attempt:
-                if attempt.retry_state.attempt_number > 1 and isinstance(external_id, str):
-                    # The earlier POST may still land after this lookup: settle it later.
-                    self.groups_in_doubt.add(external_id)
-                    found = await self.find_groups(external_id)
-                    if found:
-                        return found[0]
-                response = await self._send_once("POST", "/Groups", body=resource, params=None)
-                return self._resource("POST", "/Groups", response)
+        with _down_when_refused():
+            async for attempt in self._retrying():
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1 and isinstance(external_id, str):
+                        # The earlier POST may still land after this lookup: settle it later.
+                        self.groups_in_doubt.add(external_id)
+                        found = await self.find_groups(external_id)
+                        if found:
+                            return found[0]
+                    response = await self._send_once("POST", "/Groups", body=resource, params=None)
+                    return self._resource("POST", "/Groups", response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_groups(self, external_id: str) -> list[dict[str, Any]]:
@@ -524,23 +440,27 @@ class ScimSink:
         try:
             params = {"filter": f"userName eq {_scim_filter_string(probe_user_name)}"}
             response = await self._request("GET", "/Users", params=params)
+        except Unreachable as exc:
+            raise Unreachable(
+                f"cannot reach Learnster at {self.tenant_url}: {exc.__cause__}"
+            ) from exc
         except TransientError as exc:
-            raise AuthError(f"cannot reach Learnster at {self.tenant_url}: {exc}") from exc
+            raise Unreachable(f"cannot reach Learnster at {self.tenant_url}: {exc}") from exc
         except NotFoundError:
-            raise AuthError(
+            raise Unreachable(
                 f"Learnster has no SCIM endpoint at {self.tenant_url} (404): check the Tenant URL"
             ) from None
         except ScimError as exc:
-            raise AuthError(
+            raise Unreachable(
                 f"Learnster at {self.tenant_url} refused the test query: {exc}"
             ) from exc
         try:
             payload = response.json()
         except ValueError:
-            raise AuthError(
+            raise Unreachable(
                 f"{self.tenant_url} did not answer with SCIM JSON: check the Tenant URL"
             ) from None
         if not isinstance(payload, dict) or payload.get("totalResults") != 0:
-            raise AuthError(
+            raise Unreachable(
                 f"{self.tenant_url} answered the test query unexpectedly: check the Tenant URL"
             )

@@ -1,0 +1,1 @@
+"""Adapters: Graph, Learnster's SCIM, and the state repositories (SQLite and in memory)."""

@@ -1,0 +1,226 @@
+"""GraphSource: reads users, groups and managers through msgraph-sdk, decoding page bytes itself.
+
+The SDK builds requests, authenticates and retries (its middleware); page bodies come back as
+bytes and are decoded with ``json.loads`` into plain dicts, because the SDK's model parsing
+costs ~10 ms per user (docs/ARCHITECTURE.md, "The directory read").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_options
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from syncd.adapters.graph_auth import build_auth_provider, entra_hint
+from syncd.config import Config, tls_verify
+from syncd.core.decode import merge_delta_object
+from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, DeltaRound
+from syncd.errors import (
+    CredentialsRefused,
+    DeltaTokenExpired,
+    GraphReadError,
+    PermissionDenied,
+    StopCycle,
+    Unreachable,
+)
+
+PAGE_SIZE = 999
+ERROR_MAPPING: dict[str, Any] = {"XXX": ODataError}
+USERS = "users"
+GROUPS = "groups"
+PERMISSION_HINTS = {
+    USERS: "User.Read.All",
+    GROUPS: "GroupMember.Read.All",
+}
+
+
+class GraphSource:
+    """Microsoft Graph, read only."""
+
+    def __init__(self, config: Config, *, timeout_seconds: float = 120.0) -> None:
+        self._config = config
+        self.base_url = config.graph.base_url.rstrip("/")
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            verify=tls_verify(config.graph.ca_file),
+            base_url=self.base_url,
+        )
+        # The SDK's default middleware: retry (429/503/504 with Retry-After), redirect, etc.
+        http = GraphClientFactory.create_with_default_middleware(client=http, options=graph_options)
+        self._http = http
+        adapter = GraphRequestAdapter(build_auth_provider(config), client=http)
+        adapter.base_url = self.base_url
+        self.client = GraphServiceClient(request_adapter=adapter)
+        self._adapter = adapter
+        self.requests = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, info: RequestInformation, what: str) -> dict[str, Any]:
+        self.requests += 1
+        try:
+            raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
+        except APIError as exc:
+            raise _translate(exc, what) from None
+        except httpx.TransportError as exc:
+            raise Unreachable(
+                f"cannot reach Microsoft Graph at {self.base_url}: {type(exc).__name__}"
+            ) from None
+        except StopCycle:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("azure."):
+                raise CredentialsRefused(
+                    f"Graph authentication failed: {entra_hint(str(exc), self._config)}"
+                ) from None
+            raise
+        if not raw:
+            raise GraphReadError(f"Graph returned an empty body for {what}")
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise GraphReadError(f"Graph returned a page that is not JSON for {what}") from None
+        if not isinstance(payload, dict):
+            raise GraphReadError(f"Graph returned an unexpected page for {what}")
+        return payload
+
+    async def delta(
+        self,
+        resource: str,
+        link: str | None,
+        on_object: Callable[[dict[str, Any]], None] | None = None,
+    ) -> DeltaRound:
+        """One delta round for ``users`` or ``groups`` (a full read when link is None).
+
+        With ``on_object`` each object goes there as its page arrives instead of being kept.
+        A round that fails part-way comes back with ``error`` set and the pages read whole;
+        an expired delta token raises DeltaTokenExpired; credentials and connectivity raise.
+        """
+        builder: Any = self.client.users.delta if resource == USERS else self.client.groups.delta
+        if link:
+            info = builder.with_url(link).to_get_request_information()
+        else:
+            params = builder.DeltaRequestBuilderGetQueryParameters(
+                select=[*USER_SELECT, "manager"]
+                if resource == USERS
+                else [*GROUP_SELECT, "members"],
+            )
+            info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        info.headers.try_add("Prefer", f"odata.maxpagesize={PAGE_SIZE}")
+        result = DeltaRound()
+        while True:
+            where = f"{resource}/delta page {result.pages + 1}"
+            try:
+                page = await self._send(info, where)
+                values = page.get("value")
+                if not isinstance(values, list):
+                    raise GraphReadError(f"Graph returned {where} without a value list")
+            except GraphReadError as exc:
+                if link and result.pages == 0 and exc.status == 410:
+                    raise DeltaTokenExpired(str(exc), status=exc.status, code=exc.code) from None
+                result.error = exc
+                return result
+            result.pages += 1
+            for obj in values:
+                if on_object is not None:
+                    if isinstance(obj, dict):
+                        on_object(obj)
+                else:
+                    merge_delta_object(result, obj)
+            next_link = page.get("@odata.nextLink")
+            if isinstance(next_link, str) and next_link:
+                info = builder.with_url(next_link).to_get_request_information()
+                continue
+            delta_link = page.get("@odata.deltaLink")
+            if not isinstance(delta_link, str) or not delta_link:
+                result.error = GraphReadError(f"{resource}/delta ended without a deltaLink")
+                return result
+            result.delta_link = delta_link
+            return result
+
+    async def get_user(self, key: str) -> dict[str, Any] | None:
+        """One user by object id or UPN, with its manager's id."""
+        builder = self.client.users.by_user_id(key)
+        params = builder.UserItemRequestBuilderGetQueryParameters(
+            select=list(USER_SELECT), expand=["manager($select=id)"]
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        try:
+            return await self._send(info, f"user {key}")
+        except GraphReadError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def member_groups(self, user_id: str, *, transitive: bool) -> list[tuple[str, str]]:
+        """(id, displayName) of the groups ``user_id`` is a member of (directly, or nested)."""
+        item = self.client.users.by_user_id(user_id)
+        builder: Any = item.transitive_member_of if transitive else item.member_of
+        info = builder.to_get_request_information()
+        groups: list[tuple[str, str]] = []
+        while True:
+            page = await self._send(info, f"groups of user {user_id}")
+            for obj in page.get("value") or []:
+                if (
+                    isinstance(obj, dict)
+                    and obj.get("@odata.type") == GROUP_TYPE
+                    and isinstance(obj.get("id"), str)
+                    and isinstance(obj.get("displayName"), str)
+                ):
+                    groups.append((obj["id"], obj["displayName"]))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return groups
+            info = builder.with_url(next_link).to_get_request_information()
+
+    async def first_user(self) -> dict[str, Any] | None:
+        """Read one user (test connection)."""
+        params = self.client.users.UsersRequestBuilderGetQueryParameters(
+            select=["id", "userPrincipalName"], top=1
+        )
+        info = self.client.users.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        page = await self._send(info, "users")
+        values = page.get("value") or []
+        return values[0] if values else None
+
+    async def first_group(self) -> dict[str, Any] | None:
+        params = self.client.groups.GroupsRequestBuilderGetQueryParameters(select=["id"], top=1)
+        info = self.client.groups.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        page = await self._send(info, "groups")
+        values = page.get("value") or []
+        return values[0] if values else None
+
+
+def _translate(exc: APIError, what: str) -> GraphReadError | StopCycle:
+    status = int(getattr(exc, "response_status_code", 0) or 0)
+    code, message = "", str(exc)
+    error = getattr(exc, "error", None)
+    if error is not None:
+        code = getattr(error, "code", "") or ""
+        message = getattr(error, "message", "") or message
+    if status == 401:
+        return CredentialsRefused(f"Graph refused the token for {what} (401 {code}): {message}")
+    if status == 403:
+        resource = USERS if what.startswith("user") else GROUPS
+        return PermissionDenied(
+            f"Graph denied {what} (403 {code}): the app registration needs the application "
+            f"permission {PERMISSION_HINTS[resource]} with admin consent"
+        )
+    return GraphReadError(
+        f"Graph failed on {what}: HTTP {status} {code}: {message}", status=status, code=code
+    )

@@ -1,0 +1,120 @@
+"""The run log in SQLite: cycles, the provisioning log, and the guard and health they leave."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from syncd.adapters.policy import LOG_KEEP_DAYS, guard_state
+from syncd.adapters.sqlite.sql import get_meta, parse_time, set_meta, sql_now, sql_time, utcnow
+from syncd.ports import LogEntry, LogLine, Run
+
+GUARD = "guard"
+HEALTH = "health"
+
+
+class SqliteRunLog:
+    """RunLog over the ``run`` and ``provisioning_log`` tables (and two meta values)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def start(self, mode: str, dry_run: bool) -> int:
+        """A new run; the provisioning log of runs older than LOG_KEEP_DAYS goes."""
+        cutoff = datetime.fromtimestamp(utcnow().timestamp() - LOG_KEEP_DAYS * 86400, UTC)
+        with self._db:
+            # By run (run_id is indexed): a full scan of an initial cycle's 100,000 log rows
+            # would cost every cycle.
+            self._db.execute(
+                "DELETE FROM provisioning_log WHERE run_id IN "
+                "(SELECT id FROM run WHERE started_at < ?)",
+                (sql_time(cutoff),),
+            )
+            cursor = self._db.execute(
+                "INSERT INTO run (started_at, mode, dry_run, counts, message) "
+                "VALUES (?, ?, ?, '{}', '')",
+                (sql_now(), mode, dry_run),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish(
+        self, run_id: int, counts: Mapping[str, Mapping[str, int]], exit_code: int, message: str
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE run SET finished_at = ?, counts = ?, exit_code = ?, message = ? "
+                "WHERE id = ?",
+                (sql_now(), json.dumps(counts, sort_keys=True), exit_code, message, run_id),
+            )
+
+    def recent(self, limit: int = 10) -> list[Run]:
+        rows = self._db.execute(
+            "SELECT id, started_at, finished_at, mode, dry_run, counts, exit_code, message "
+            "FROM run ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            Run(
+                id=row[0],
+                started_at=datetime.fromisoformat(row[1]),
+                finished_at=parse_time(row[2]),
+                mode=row[3],
+                dry_run=bool(row[4]),
+                counts=row[5],
+                exit_code=row[6],
+                message=row[7],
+            )
+            for row in rows
+        ]
+
+    def append(self, run_id: int, entries: Iterable[LogLine]) -> None:
+        """The provisioning log lines of operations done in run ``run_id`` (one transaction)."""
+        now = sql_now()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO provisioning_log (run_id, at, object_id, label, operation, outcome, "
+                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, now, *entry) for entry in entries],
+            )
+
+    def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
+        """The latest log lines, of one object (its id or label) when ``object_key`` is given."""
+        rows = self._db.execute(
+            "SELECT id, run_id, at, object_id, label, operation, outcome, detail "
+            "FROM provisioning_log WHERE ? = '' OR object_id = ? OR label = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (object_key, object_key, object_key, limit),
+        )
+        return [
+            LogEntry(
+                id=row[0],
+                run_id=row[1],
+                at=datetime.fromisoformat(row[2]),
+                object_id=row[3],
+                label=row[4],
+                operation=row[5],
+                outcome=row[6],
+                detail=row[7],
+            )
+            for row in rows
+        ]
+
+    def guard(self) -> dict[str, Any] | None:
+        raw = get_meta(self._db, GUARD)
+        return json.loads(raw) if raw else None
+
+    def set_guard(self, held: int, message: str, now: datetime) -> None:
+        """Remember whether the deletion guard holds removals (for status and notifications)."""
+        state = guard_state(self.guard(), held, message, now)
+        set_meta(self._db, GUARD, json.dumps(state) if state else None)
+
+    def health(self) -> dict[str, Any] | None:
+        raw = get_meta(self._db, HEALTH)
+        return json.loads(raw) if raw else None
+
+    def set_health(self, state: Mapping[str, Any]) -> None:
+        set_meta(self._db, HEALTH, json.dumps(dict(state)))

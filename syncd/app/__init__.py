@@ -1,0 +1,1 @@
+"""The application shell: command line, daemon, health, provisioning on demand, drift, demo."""

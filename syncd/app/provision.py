@@ -1,0 +1,155 @@
+"""Provision on demand: one user through the cycle's own stages now, with its manager and tags.
+
+The stages are those of a cycle (scope, targets, plan, apply), run over a small snapshot read
+for this user alone: the user, their manager when Learnster lacks them, and their groups.
+Nothing is removed: that is the scheduled cycle's job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from syncd.adapters.graph import GraphSource
+from syncd.adapters.scim import ScimSink
+from syncd.adapters.sqlite import Store
+from syncd.config import Config
+from syncd.core.decode import decode_user
+from syncd.core.mapping import MappingOptions
+from syncd.core.planner import PlanOptions, plan
+from syncd.core.records import DirectoryGroup, DirectoryUser, Entry, GroupSnapshot, Presence
+from syncd.core.scope import Scope, compute_scope, resolve_scope_groups
+from syncd.core.snapshot import labels_of
+from syncd.core.targets import build_targets
+from syncd.cycle.apply import Applier
+from syncd.cycle.report import CycleReport
+from syncd.errors import ConfigError, ExitCode, GraphReadError, StopCycle
+
+log = logging.getLogger("syncd.provision")
+
+
+async def _directory_user(source: GraphSource, key: str) -> DirectoryUser:
+    raw = await source.get_user(key)
+    if raw is None:
+        raise ConfigError(f"no user {key!r} in the directory (give a UPN or an object id)")
+    decoded = decode_user(raw)
+    if decoded.user is None:
+        raise ConfigError("; ".join(str(p) for p in decoded.problems))
+    return decoded.user
+
+
+async def provision(config: Config, store: Store, key: str) -> CycleReport:
+    """Create or update ``key`` (UPN or object id) in Learnster now, as a cycle would.
+
+    Its manager is provisioned first when Learnster does not have them yet (and they are in
+    scope), and the user is added to the tags of its groups.
+    """
+    report = CycleReport(mode="provision")
+    source = GraphSource(config)
+    try:
+        await _provision(config, store, source, key, report)
+    except (StopCycle, GraphReadError) as exc:
+        report.exit_code, report.health, report.message = exc.exit_code, exc.health, str(exc)
+    finally:
+        report.graph_requests = source.requests
+        await source.aclose()
+    return report
+
+
+async def _provision(
+    config: Config, store: Store, source: GraphSource, key: str, report: CycleReport
+) -> None:
+    user = await _directory_user(source, key)
+    ledger_users = store.ledger.users()
+    people = [user]
+    if user.manager_id and user.manager_id not in ledger_users:
+        people.insert(0, await _directory_user(source, user.manager_id))
+    users = {p.id: Entry(p, Presence.PRESENT) for p in people}
+    groups, direct = await _groups_of(config, source, people, user)
+    scope = _scope(config, users, groups, direct)
+    if user.id not in scope.users:
+        raise ConfigError(
+            f"{user.user_principal_name} is not a member of any [scope] group "
+            f"({', '.join(config.scope.groups)}): not provisioned"
+        )
+    if user.manager_id in ledger_users:
+        scope.users.add(user.manager_id)  # exists in Learnster: the manager rides along
+    report.labels = labels_of(users, groups)
+    targets, group_targets, problems = build_targets(
+        users,
+        groups,
+        scope,
+        {uid: ledger_users[uid] for uid in users if uid in ledger_users},
+        MappingOptions(config.sync.phone_default_region, config.user_mapping_overrides),
+    )
+    report.problems.extend(problems)
+    ledger_groups = store.ledger.groups_for(group_targets)
+    report.plan = plan(
+        targets,
+        {uid: ledger_users[uid] for uid in targets if uid in ledger_users},
+        group_targets,
+        ledger_groups,
+        PlanOptions(allow_removals=False, member_batch_size=config.sync.member_batch_size),
+        linked_users=set(ledger_users),
+    )
+    if not len(report.plan):
+        report.message = f"{user.user_principal_name} is already up to date in Learnster"
+        return
+    await _apply(config, store, report)
+
+
+async def _groups_of(
+    config: Config, source: GraphSource, people: list[DirectoryUser], user: DirectoryUser
+) -> tuple[GroupSnapshot, set[str]]:
+    """The groups of ``people`` as a small snapshot (each listing those of them it has), and
+    the groups ``user`` is a direct member of (tags hold direct members only)."""
+    nested_scope = config.scope.nested and config.scope.mode == "groups"
+    members: dict[str, set[str]] = {}
+    names: dict[str, str] = {}
+    direct: set[str] = set()
+    for person in people:
+        if person is not user and config.scope.mode == "all":
+            continue  # in scope anyway; a manager's own tags wait for the scheduled cycle
+        for transitive in (False, True) if nested_scope else (False,):
+            for gid, name in await source.member_groups(person.id, transitive=transitive):
+                names[gid] = name
+                members.setdefault(gid, set()).add(person.id)
+                if person is user and not transitive:
+                    direct.add(gid)
+    groups = {
+        gid: Entry(DirectoryGroup(gid, names[gid], frozenset(ids)), Presence.PRESENT)
+        for gid, ids in members.items()
+    }
+    return groups, direct
+
+
+def _scope(
+    config: Config, users: dict[str, Entry[DirectoryUser]], groups: GroupSnapshot, direct: set[str]
+) -> Scope:
+    scope_ids: set[str] = set()
+    if config.scope.mode == "groups":
+        scope_ids, _ = resolve_scope_groups(config.scope.groups, groups)
+    scope = compute_scope(
+        users,
+        groups,
+        mode=config.scope.mode,
+        scope_groups=scope_ids,
+        nested=False,  # the groups read are the transitive ones already when nested
+        sync_groups=config.scope.effective_sync_groups,
+    )
+    scope.groups &= direct
+    return scope
+
+
+async def _apply(config: Config, store: Store, report: CycleReport) -> None:
+    async with ScimSink.from_config(config) as sink:
+        run_id = store.runs.start("provision", False)
+        applier = Applier(sink, store.ledger, store.runs, report.labels, run_id=run_id)
+        result = await applier.apply(list(report.plan.phases), config.learnster.max_concurrency)
+        report.absorb(result)
+        if result.stopped is not None:
+            report.exit_code, report.health = result.stopped.exit_code, result.stopped.health
+            report.message = str(result.stopped)
+        elif report.failures:
+            report.exit_code = ExitCode.PARTIAL
+        counts = {kind: dict(c) for kind, c in report.outcomes.items()}
+        store.runs.finish(run_id, counts, int(report.exit_code), report.summary())

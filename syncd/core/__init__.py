@@ -1,0 +1,1 @@
+"""The pure core: records, decoding, snapshot folds, scope, mapping, targets, ledger, planner."""

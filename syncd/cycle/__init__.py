@@ -1,0 +1,1 @@
+"""One cycle against the ports: read, prepare, plan, apply (handlers, escrow, quarantine), verdict."""

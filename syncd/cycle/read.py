@@ -1,0 +1,140 @@
+"""The read stage: Graph's delta rounds (or a full read) folded over the stored snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from syncd.core.records import DeltaRound, GroupSnapshot, Problem, UserSnapshot
+from syncd.core.snapshot import FullUserRound, fold_groups, fold_users
+from syncd.errors import DeltaTokenExpired, GraphReadError
+from syncd.ports import DirectorySource, SnapshotRepository
+
+log = logging.getLogger("syncd.cycle")
+
+USERS = "users"
+GROUPS = "groups"
+
+
+@dataclass
+class DirectoryRead:
+    """The directory after this cycle's read, and how it was read."""
+
+    users: UserSnapshot
+    groups: GroupSnapshot
+    links: dict[str, str]  # the delta links of the rounds that completed
+    full: bool
+    problems: list[Problem]
+    changed_users: set[str]
+    errors: list[GraphReadError] = field(default_factory=list)  # non-empty: the read was partial
+    quiet: bool = False  # nothing changed, and the last cycle had left Learnster in sync
+    incremental: bool = False  # users/groups hold only the records this delta touched
+    previous_users: UserSnapshot = field(default_factory=dict)  # their state before it
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+async def read_directory(
+    source: DirectorySource,
+    snapshot: SnapshotRepository,
+    *,
+    full: bool,
+    may_skip: bool = False,
+    slice_only: bool = False,
+) -> DirectoryRead:
+    """One read of users and groups (delta, or full when asked or when tokens expired).
+
+    A round that fails part-way still contributes the objects it read (creates and updates
+    may go ahead), but nothing it lacks counts as removed and its delta link is not advanced.
+    ``may_skip``: when the delta rounds bring nothing, the snapshot is not even loaded.
+    ``slice_only``: load only the snapshot records the delta touches (incremental planning).
+    """
+    links = {} if full else snapshot.delta_links()
+    is_full = full or USERS not in links or GROUPS not in links
+    streamed = FullUserRound() if is_full else None
+    try:
+        rounds = await _read_rounds(source, links, is_full, streamed)
+    except DeltaTokenExpired as expired:
+        log.warning("Graph delta token for %s expired: reading everything again", expired)
+        return await read_directory(source, snapshot, full=True)
+    errors: list[GraphReadError] = []
+    for resource, round_ in rounds.items():
+        if round_.error is not None:
+            log.error("reading %s from Graph failed: %s", resource, round_.error)
+            errors.append(round_.error)
+            round_.removed.clear()  # never remove anyone on a partial read
+    links_after = {r: rounds[r].delta_link for r in rounds if rounds[r].complete}
+    quiet = (
+        streamed is None and not errors and not any(r.objects or r.removed for r in rounds.values())
+    )
+    if may_skip and quiet and not is_full:
+        return DirectoryRead({}, {}, links_after, False, [], set(), quiet=True)
+    incremental = slice_only and not is_full and not errors
+    if incremental:
+        # Only the records this delta touches: the rest of the snapshot stays on disk.
+        previous_users = snapshot.users([*rounds[USERS].objects, *rounds[USERS].removed])
+        previous_groups = snapshot.groups([*rounds[GROUPS].objects, *rounds[GROUPS].removed])
+    else:
+        previous_users, previous_groups = snapshot.load()
+    if streamed is not None:
+        users = streamed.finish(previous_users, complete=rounds[USERS].complete)
+        user_problems = streamed.problems
+        changed_users = set(streamed.users) | streamed.failed
+    else:
+        users, user_problems = fold_users(
+            previous_users, rounds[USERS].objects, rounds[USERS].removed
+        )
+        changed_users = set(rounds[USERS].objects)
+    groups, group_problems = fold_groups(
+        previous_groups,
+        rounds[GROUPS].objects,
+        rounds[GROUPS].removed,
+        full=is_full and rounds[GROUPS].complete,
+    )
+    return DirectoryRead(
+        users=users,
+        groups=groups,
+        links=links_after,
+        full=is_full,
+        problems=[*user_problems, *group_problems],
+        changed_users=changed_users,
+        errors=errors,
+        incremental=incremental,
+        previous_users=previous_users if incremental else {},
+    )
+
+
+async def _read_rounds(
+    source: DirectorySource,
+    links: dict[str, str],
+    is_full: bool,
+    streamed: FullUserRound | None,
+) -> dict[str, DeltaRound]:
+    """Users and groups at the same time: a small delta cycle waits one Graph round trip less.
+
+    Raises DeltaTokenExpired (naming the resource) when either round's token expired.
+    """
+
+    async def read_round(resource: str) -> DeltaRound | DeltaTokenExpired:
+        link = None if is_full else links.get(resource)
+        on_object = streamed.add if streamed is not None and resource == USERS else None
+        try:
+            return await source.delta(resource, link, on_object)
+        except DeltaTokenExpired as exc:
+            return exc
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {r: group.create_task(read_round(r)) for r in (USERS, GROUPS)}
+    except BaseExceptionGroup as failed:  # StopCycle: as if read one by one
+        raise failed.exceptions[0] from None
+    rounds: dict[str, DeltaRound] = {}
+    for resource, task in tasks.items():
+        outcome = task.result()
+        if isinstance(outcome, DeltaTokenExpired):
+            raise DeltaTokenExpired(resource) from outcome
+        rounds[resource] = outcome
+    return rounds

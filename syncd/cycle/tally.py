@@ -1,0 +1,104 @@
+"""Tally: what became of each operation applied, failures escrowed, and the quarantine rule."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from syncd.core.operations import Operation, Outcome, object_id, object_type
+from syncd.errors import ScimError, StopCycle, TransientError
+from syncd.ports import LedgerRepository, LogLine, RunLog
+
+log = logging.getLogger("syncd.cycle")
+
+# Stop sending, like Entra's quarantine, when most operations fail: something is wrong with
+# the target as a whole, and hammering it helps no one.
+QUARANTINE_MIN_OPERATIONS = 50
+QUARANTINE_FAILURE_SHARE = 0.4
+
+
+class Failure(NamedTuple):
+    """One object whose operation failed this cycle and waits in escrow."""
+
+    object_id: str
+    label: str
+    error: str
+
+
+@dataclass
+class ApplyResult:
+    """What applying a plan did (the apply stage's result; the cycle folds it into its report)."""
+
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # kind -> outcome -> n
+    failures: list[Failure] = field(default_factory=list)
+    interrupted: bool = False  # stopped on request before every operation was sent
+    quarantined: bool = False  # most operations failed: the rest were not sent
+    stopped: StopCycle | None = None  # credentials or connectivity ended the sending
+    scim_requests: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+
+
+class Tally:
+    """Counts outcomes, keeps the provisioning log's lines until flushed, escrows failures."""
+
+    def __init__(
+        self,
+        ledger: LedgerRepository,
+        runs: RunLog,
+        run_id: int | None,
+        labels: Mapping[str, str],
+        now: datetime | None,
+    ) -> None:
+        self._ledger = ledger
+        self._runs = runs
+        self._run_id = run_id
+        self._labels = labels
+        self._now = now
+        self._lines: list[LogLine] = []
+        self._attempted = 0
+        self._failed = 0
+        self.result = ApplyResult()
+
+    def label(self, graph_id: str) -> str:
+        return self._labels.get(graph_id, graph_id)
+
+    def attempt(self) -> None:
+        self._attempted += 1
+
+    def outcome(self, op: Operation, outcome: Outcome, detail: str = "") -> None:
+        self.result.outcomes.setdefault(op.kind, Counter())[outcome] += 1
+        oid = object_id(op)
+        self._lines.append(LogLine(oid, self.label(oid), op.kind, outcome, detail))
+
+    def fail(self, op: Operation, exc: ScimError) -> None:
+        """The operation failed for its object alone: escrow it, and watch for quarantine."""
+        oid = object_id(op)
+        label = self.label(oid)
+        error = exc.detail or str(exc)
+        self.outcome(op, Outcome.FAILED, error)
+        self.result.failures.append(Failure(oid, label, error))
+        retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
+        self._ledger.escrow(oid, object_type(op), label, op.kind, error, retry, now=self._now)
+        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+        self._failed += 1
+        if (
+            self._attempted >= QUARANTINE_MIN_OPERATIONS
+            and self._failed > QUARANTINE_FAILURE_SHARE * self._attempted
+            and not self.result.quarantined
+        ):
+            self.result.quarantined = True
+            log.error(
+                "quarantine: %d of %d operations failed; no more are sent this cycle",
+                self._failed,
+                self._attempted,
+            )
+
+    def flush(self) -> None:
+        """Write the provisioning log of the operations done so far (one transaction)."""
+        if self._lines and self._run_id is not None:
+            self._runs.append(self._run_id, self._lines)
+        self._lines = []
