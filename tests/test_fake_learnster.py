@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from syncd.fakes._http import Request
-from syncd.fakes.learnster import ENTERPRISE_SCHEMA, FakeLearnster, ScimError
+from syncd.fakes.learnster import ENTERPRISE_SCHEMA, FakeLearnster, ScimFault
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -950,7 +950,7 @@ def test_add_user_and_lookup(fake: FakeLearnster, client: httpx.Client) -> None:
     assert found["id"] == uid
     assert fake.user_by_username("nobody") is None
     assert client.get(f"/Users/{uid}").json() == found
-    with pytest.raises(ScimError) as excinfo:
+    with pytest.raises(ScimFault) as excinfo:
         fake.add_user({"userName": "PRE.existing@contoso.se"})
     assert excinfo.value.status == 409
     gid = fake.add_group({"displayName": "Tag", "members": [{"value": uid}]})

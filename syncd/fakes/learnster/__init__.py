@@ -62,6 +62,6 @@ from syncd.fakes.learnster.schema import ENTERPRISE_SCHEMA as ENTERPRISE_SCHEMA
 from syncd.fakes.learnster.schema import GROUP as GROUP
 from syncd.fakes.learnster.schema import USER as USER
 from syncd.fakes.learnster.server import FakeLearnster, LoggedRequest
-from syncd.fakes.learnster.values import ScimError
+from syncd.fakes.learnster.values import ScimFault
 
-__all__ = ["FakeLearnster", "LoggedRequest", "ScimError"]
+__all__ = ["FakeLearnster", "LoggedRequest", "ScimFault"]

@@ -18,7 +18,7 @@ from syncd.fakes.learnster.schema import (
     USER,
     USER_SCHEMA,
 )
-from syncd.fakes.learnster.values import ScimError, _now
+from syncd.fakes.learnster.values import ScimFault, _now
 
 
 class _Discovery(_LearnsterBase):
@@ -99,7 +99,7 @@ class _Discovery(_LearnsterBase):
         head = parts[0]
         if head == "ServiceProviderConfig":
             if len(parts) != 1:
-                raise ScimError(404, "no such endpoint")
+                raise ScimFault(404, "no such endpoint")
             return self._json(self._discovery["config"])
         table: dict[str, Any] = self._discovery["schemas" if head == "Schemas" else "resourceTypes"]
         if len(parts) == 1:
@@ -115,4 +115,4 @@ class _Discovery(_LearnsterBase):
             )
         if len(parts) == 2 and parts[1] in table:
             return self._json(table[parts[1]])
-        raise ScimError(404, f"{head[:-1]} {parts[-1]!r} not found")
+        raise ScimFault(404, f"{head[:-1]} {parts[-1]!r} not found")

@@ -11,14 +11,14 @@ from syncd.fakes.learnster.patch import _Patching
 from syncd.fakes.learnster.projection import _ListParams, _Projection, _split_names
 from syncd.fakes.learnster.schema import DEFAULT_COUNT, LIST_SCHEMA, SEARCH_SCHEMA, USER, Resource
 from syncd.fakes.learnster.store import _Kind, _Store
-from syncd.fakes.learnster.values import ScimError, _invalid, _lower_keys
+from syncd.fakes.learnster.values import ScimFault, _invalid, _lower_keys
 from syncd.fakes.scim_filter import And, Compare, Expr, FilterError, matches, parse_filter, resolve
 
 
 class _Endpoints(_Store, _Patching):
     """Lists and searches (RFC 7644 §3.4), GET, POST, PUT, PATCH and DELETE of one resource."""
 
-    _rejections: dict[str, ScimError]
+    _rejections: dict[str, ScimFault]
     patch_returns_204: bool
     patch_honours_projection: bool
 
@@ -45,10 +45,10 @@ class _Endpoints(_Store, _Patching):
     def _search_params(self, body: Any) -> _ListParams:
         # RFC 7644 §3.4.3: the same parameters as a GET, in a SearchRequest body.
         if not isinstance(body, dict):
-            raise ScimError(400, "a SearchRequest object is required", "invalidSyntax")
+            raise ScimFault(400, "a SearchRequest object is required", "invalidSyntax")
         low = _lower_keys(body)
         if SEARCH_SCHEMA.lower() not in [str(s).lower() for s in low.get("schemas") or []]:
-            raise ScimError(400, f"schemas must contain {SEARCH_SCHEMA}", "invalidSyntax")
+            raise ScimFault(400, f"schemas must contain {SEARCH_SCHEMA}", "invalidSyntax")
 
         def number(name: str, default: int) -> int:
             value = low.get(name.lower(), default)
@@ -87,7 +87,7 @@ class _Endpoints(_Store, _Patching):
             projection = _Projection.build(kind.schema, params.attributes, params.excluded)
             plans.append((kind, expr, projection))
         if not plans:
-            raise ScimError(400, f"invalid filter: {problems[0]}", "invalidFilter")
+            raise ScimFault(400, f"invalid filter: {problems[0]}", "invalidFilter")
         with self._lock:
             total = 0
             page: list[Any] = []

@@ -8,7 +8,7 @@ from syncd.fakes.learnster.schema import PATCH_SCHEMA, Resource, _Attr, _Schema
 from syncd.fakes.learnster.store import _Kind
 from syncd.fakes.learnster.values import (
     UNSET,
-    ScimError,
+    ScimFault,
     _coerce,
     _coerce_one,
     _invalid,
@@ -38,13 +38,13 @@ class _Patching:
     def _apply_patch(self, kind: _Kind, old: Resource, body: Any) -> Resource:
         """Apply a PatchOp to a copy of ``old``; the caller validates and stores the result."""
         if not isinstance(body, dict):
-            raise ScimError(400, "the request body must be a PatchOp object", "invalidSyntax")
+            raise ScimFault(400, "the request body must be a PatchOp object", "invalidSyntax")
         low = _lower_keys(body)
         if PATCH_SCHEMA.lower() not in [str(s).lower() for s in low.get("schemas") or []]:
-            raise ScimError(400, f"schemas must contain {PATCH_SCHEMA}", "invalidSyntax")
+            raise ScimFault(400, f"schemas must contain {PATCH_SCHEMA}", "invalidSyntax")
         operations = low.get("operations")
         if not isinstance(operations, list) or not operations:
-            raise ScimError(400, "Operations must be a non-empty array", "invalidSyntax")
+            raise ScimFault(400, "Operations must be a non-empty array", "invalidSyntax")
         # Copy-on-write: containers are copied here or replaced when modified, never mutated,
         # so a failing operation leaves the stored resource untouched (RFC 7644 §3.5.2).
         resource: Resource = {k: v for k, v in old.items() if k not in ("id", "meta")}
@@ -53,25 +53,25 @@ class _Patching:
                 resource[urn] = dict(resource[urn])
         for operation in operations:
             if not isinstance(operation, dict):
-                raise ScimError(400, "each operation must be an object", "invalidSyntax")
+                raise ScimFault(400, "each operation must be an object", "invalidSyntax")
             op_fields = _lower_keys(operation)
             op = str(op_fields.get("op", "")).lower()
             if op not in ("add", "replace", "remove"):
-                raise ScimError(400, f"unsupported op {op_fields.get('op')!r}", "invalidSyntax")
+                raise ScimFault(400, f"unsupported op {op_fields.get('op')!r}", "invalidSyntax")
             path = op_fields.get("path")
             value = op_fields.get("value")
             if path is None or path == "":
                 if op == "remove":
-                    raise ScimError(400, "remove needs a path", "noTarget")
+                    raise ScimFault(400, "remove needs a path", "noTarget")
                 if not isinstance(value, dict):
-                    raise ScimError(
+                    raise ScimFault(
                         400, f"{op} without a path needs an object value", "invalidSyntax"
                     )
                 for key, item in value.items():
                     if str(key).lower() not in ("schemas", "id", "meta"):
                         self._patch_one(kind, resource, op, str(key), item)
             elif not isinstance(path, str):
-                raise ScimError(400, "path must be a string", "invalidPath")
+                raise ScimFault(400, "path must be a string", "invalidPath")
             else:
                 self._patch_one(kind, resource, op, path, value)
         return resource
@@ -96,9 +96,9 @@ class _Patching:
                 outer = AttrPath(container, attr.name)
                 flt = resolve(parsed.filter, schema.resolver, outer)
         except FilterError as exc:
-            raise ScimError(400, f"invalid path {path!r}: {exc}", "invalidPath") from None
+            raise ScimFault(400, f"invalid path {path!r}: {exc}", "invalidPath") from None
         if attr.mutability == "readOnly" or (sub is not None and sub.mutability == "readOnly"):
-            raise ScimError(400, f"{path} is read-only", "mutability")
+            raise ScimFault(400, f"{path} is read-only", "mutability")
         if container is None:
             target = resource
         else:
@@ -220,7 +220,7 @@ class _Patching:
                 return
             template = eq_template(flt)
             if template is None:
-                raise ScimError(400, f"{path} matches no value", "noTarget")
+                raise ScimFault(400, f"{path} matches no value", "noTarget")
             # Entra ID expects the element to be created from the filter (see module doc).
             items.append({**template, **patch})
             hits = [len(items) - 1]

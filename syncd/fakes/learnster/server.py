@@ -18,7 +18,7 @@ from syncd.fakes.learnster.endpoints import _Endpoints
 from syncd.fakes.learnster.faults import _Fault, _Faults
 from syncd.fakes.learnster.schema import GROUP, PREFIX, USER, Resource
 from syncd.fakes.learnster.store import _Kind
-from syncd.fakes.learnster.values import ScimError
+from syncd.fakes.learnster.values import ScimFault
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._scripted: deque[_Fault] = deque()
-        self._rejections: dict[str, ScimError] = {}
+        self._rejections: dict[str, ScimFault] = {}
         self._users = _Kind(USER, self.users)
         self._groups = _Kind(GROUP, self.groups)
         self._members: dict[str, set[str]] = {}  # group id -> user ids
@@ -140,7 +140,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
     def add_user(self, resource: dict[str, Any]) -> str:
         """Store a user as if someone else had created it (brownfield); returns its id.
 
-        The same rules as a POST apply (raises :class:`ScimError`); an ``id`` in ``resource``
+        The same rules as a POST apply (raises :class:`ScimFault`); an ``id`` in ``resource``
         is kept, so tests can choose ids.
         """
         with self._lock:
@@ -174,7 +174,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
     ) -> None:
         """Answer any write (POST/PUT/PATCH/DELETE) for this userName with this error."""
         with self._lock:
-            self._rejections[user_name.lower()] = ScimError(status, detail, scim_type)
+            self._rejections[user_name.lower()] = ScimFault(status, detail, scim_type)
 
     def clear_rejections(self) -> None:
         """Forget every ``reject``."""
@@ -199,7 +199,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
         fault: _Fault | None = None
         try:
             if not self._authorized(request):
-                raise ScimError(
+                raise ScimFault(
                     401, "missing or invalid bearer token", None, {"WWW-Authenticate": "Bearer"}
                 )
             fault = self._next_fault()
@@ -207,19 +207,19 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
                 response = Response(drop=True)
             elif fault is not None and fault.kind == "status":
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                raise ScimError(fault.status, f"injected fault ({fault.label})", None, headers)
+                raise ScimFault(fault.status, f"injected fault ({fault.label})", None, headers)
             else:
                 if fault is not None:
                     time.sleep(fault.seconds)
                 if rel is None:
-                    raise ScimError(404, f"no SCIM endpoint at {path}")
+                    raise ScimFault(404, f"no SCIM endpoint at {path}")
                 if not body_ok:
-                    raise ScimError(400, "request body is not valid JSON", "invalidSyntax")
+                    raise ScimFault(400, "request body is not valid JSON", "invalidSyntax")
                 response = self._route(request, rel, body)
-        except ScimError as exc:
+        except ScimFault as exc:
             response = exc.response()
         except Exception as exc:  # a fake must answer in SCIM, whatever went wrong
-            response = ScimError(500, f"fake Learnster error: {exc!r}").response()
+            response = ScimFault(500, f"fake Learnster error: {exc!r}").response()
         if self.log_requests:
             entry = LoggedRequest(
                 request.method,
@@ -245,7 +245,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
         parts = [unquote(p) for p in rel.strip("/").split("/")] if rel.strip("/") else []
         method = request.method
         if not parts:
-            raise ScimError(404, "no resource at the SCIM root")
+            raise ScimFault(404, "no resource at the SCIM root")
         head = parts[0]
         if head in ("Users", "Groups"):
             kind = self._users if head == "Users" else self._groups
@@ -270,7 +270,7 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
                 if method == "DELETE":
                     return self._delete(kind, rid, request)
                 raise self._not_allowed("GET, PUT, PATCH, DELETE")
-            raise ScimError(404, f"no SCIM endpoint at {rel}")
+            raise ScimFault(404, f"no SCIM endpoint at {rel}")
         if head == ".search" and len(parts) == 1:
             if method != "POST":
                 raise self._not_allowed("POST")
@@ -280,9 +280,9 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
                 raise self._not_allowed("GET")
             return self._discovery_response(parts)
         if head == "Bulk" and len(parts) == 1:
-            raise ScimError(501, "bulk operations are not supported")
-        raise ScimError(404, f"no SCIM endpoint at {rel}")
+            raise ScimFault(501, "bulk operations are not supported")
+        raise ScimFault(404, f"no SCIM endpoint at {rel}")
 
     @staticmethod
-    def _not_allowed(allow: str) -> ScimError:
-        return ScimError(405, "method not allowed on this endpoint", None, {"Allow": allow})
+    def _not_allowed(allow: str) -> ScimFault:
+        return ScimFault(405, "method not allowed on this endpoint", None, {"Allow": allow})

@@ -10,7 +10,7 @@ from syncd.fakes._http import Request
 from syncd.fakes.learnster.base import _LearnsterBase
 from syncd.fakes.learnster.schema import E164, ENTERPRISE_SCHEMA, USER_SCHEMA, Resource, _Schema
 from syncd.fakes.learnster.values import (
-    ScimError,
+    ScimFault,
     _coerce,
     _content,
     _invalid,
@@ -47,7 +47,7 @@ class _Store(_LearnsterBase):
     def _find(self, kind: _Kind, rid: str) -> Resource:
         resource = kind.items.get(rid)
         if resource is None:
-            raise ScimError(404, f"{kind.schema.name} {rid} not found")
+            raise ScimFault(404, f"{kind.schema.name} {rid} not found")
         return resource
 
     @staticmethod
@@ -55,7 +55,7 @@ class _Store(_LearnsterBase):
         # RFC 7644 §3.14: a stale If-Match answers 412.
         wanted = request.headers.get("if-match")
         if wanted and wanted.strip() != "*" and resource["meta"]["version"] not in wanted:
-            raise ScimError(412, "the resource changed (If-Match does not match its version)")
+            raise ScimFault(412, "the resource changed (If-Match does not match its version)")
 
     def _delete_user(self, uid: str) -> None:
         # Deleting a user removes it from the tags it had and from its reports' manager.
@@ -102,7 +102,7 @@ class _Store(_LearnsterBase):
         forced = body.get("id") if not require_schemas and isinstance(body, dict) else None
         rid = str(forced) if forced else str(uuid.uuid4())
         if rid in kind.items:
-            raise ScimError(409, f"{kind.schema.name} id {rid} exists", "uniqueness")
+            raise ScimFault(409, f"{kind.schema.name} id {rid} exists", "uniqueness")
         candidate.pop("password", None)
         self._apply_rules(kind, rid, candidate)
         now = _now()
@@ -177,14 +177,14 @@ class _Store(_LearnsterBase):
     def _normalize(self, kind: _Kind, body: Any, *, require_schemas: bool) -> Resource:
         """A request body as a canonical resource (no id/meta); RFC 7643 §2 and §3."""
         if not isinstance(body, dict):
-            raise ScimError(400, "the request body must be a JSON object", "invalidSyntax")
+            raise ScimFault(400, "the request body must be a JSON object", "invalidSyntax")
         schema = kind.schema
         declared = body.get("schemas")
         if require_schemas and (
             not isinstance(declared, list)
             or schema.urn.lower() not in [str(s).lower() for s in declared]
         ):
-            raise ScimError(400, f"schemas must contain {schema.urn}", "invalidSyntax")
+            raise ScimFault(400, f"schemas must contain {schema.urn}", "invalidSyntax")
         out: Resource = {"schemas": [schema.urn]}
         extensions: dict[str, dict[str, Any]] = {}
         for key, value in body.items():
@@ -224,7 +224,7 @@ class _Store(_LearnsterBase):
         return out
 
     def _apply_rules(self, kind: _Kind, rid: str, resource: Resource) -> None:
-        """Learnster's rules on a candidate resource; raises ScimError, may adjust values."""
+        """Learnster's rules on a candidate resource; raises ScimFault, may adjust values."""
         ext_urns = [urn for urn, _ in kind.schema.extensions.values() if resource.get(urn)]
         for urn, _ in kind.schema.extensions.values():
             if urn in resource and not resource[urn]:
@@ -249,7 +249,7 @@ class _Store(_LearnsterBase):
             raise _invalid("userName is required")
         owner = self._users.by_name.get(user_name.lower())
         if owner is not None and owner != rid:
-            raise ScimError(409, f'userName "{user_name}" is already in use', "uniqueness")
+            raise ScimFault(409, f'userName "{user_name}" is already in use', "uniqueness")
         resource.setdefault("active", True)
         phones = resource.get("phoneNumbers")
         if phones:

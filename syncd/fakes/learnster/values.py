@@ -10,7 +10,7 @@ from syncd.fakes._http import Response
 from syncd.fakes.learnster.schema import CONTENT_TYPE, ERROR_SCHEMA, Resource, _Attr
 
 
-class ScimError(Exception):
+class ScimFault(Exception):
     """A SCIM error response (RFC 7644 §3.12); also raised by ``add_user``/``add_group``."""
 
     def __init__(
@@ -40,8 +40,8 @@ class ScimError(Exception):
         return Response(self.status, json.dumps(self.payload()).encode(), headers)
 
 
-def _invalid(detail: str) -> ScimError:
-    return ScimError(400, detail, "invalidValue")
+def _invalid(detail: str) -> ScimFault:
+    return ScimFault(400, detail, "invalidValue")
 
 
 # --------------------------------------------------------------------------- helpers
