@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from random import Random
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["Organisation", "generate_organisation"]
 
@@ -361,31 +361,8 @@ def _make_user(
     domain: str,
 ) -> dict[str, Any]:
     dept, office, remote = place.dept, place.office, place.remote
-    if edge is not None:
-        given, surname, _ = edge
-    else:
-        region = office.country_code if rng.random() < 0.75 else "INT"
-        given = rng.choice(_FIRST[region])
-        surname = rng.choice(_LAST[region])
-    service = edge is None and i != 0 and rng.random() < 0.01
-    if service:
-        # shared/service mailboxes have a display name and nothing else
-        display = f"{rng.choice(('Reception', 'Meeting Room', 'Helpdesk', 'Shared Inbox'))} "
-        display += office.city
-        given_out: str | None = None
-        surname_out: str | None = None
-        base = _ascii_slug(display.replace(" ", "."))
-    else:
-        display = f"{given} {surname}"
-        given_out, surname_out = given, surname
-        base = f"{_ascii_slug(given.replace(' ', '-'))}.{_ascii_slug(surname.replace(' ', ''))}"
-        base = base.strip(".") or "user"
-    nick = base
-    n = 2
-    while nick in taken:
-        nick = f"{base}{n}"
-        n += 1
-    taken.add(nick)
+    service, display, given_out, surname_out, base = _user_names(rng, i, office, edge)
+    nick = _unique_nick(base, taken)
     upn = f"{nick}@{domain}"
 
     roll = rng.random()
@@ -396,29 +373,8 @@ def _make_user(
     else:
         mail = upn
 
-    if i == 0:
-        title: str | None = "Chief Executive Officer"
-    elif place.depth == 1:
-        title = rng.choice((f"Head of {dept}", f"{dept} Director", f"VP {dept}"))
-    elif place.reports > 0:
-        title = rng.choice((f"{dept} Manager", "Team Lead", "Gruppchef", "Manager"))
-    else:
-        title = rng.choice(_TITLES.get(dept, ("Specialist",)))
-    if service or (i != 0 and rng.random() < 0.03):
-        title = None
-
-    business: list[str] = []
-    r = rng.random()
-    if r < 0.015:
-        business = [rng.choice(_INVALID_PHONES)]
-    elif r < 0.77:
-        business = [_work_phone(rng, office)]
-    mobile: str | None = None
-    r = rng.random()
-    if r < 0.01:
-        mobile = rng.choice(_INVALID_PHONES)
-    elif r < 0.56:
-        mobile = _mobile_phone(rng, office)
+    title = _job_title(rng, i, place, service)
+    business, mobile = _phones(rng, office)
 
     country = office.country_code if rng.random() < 0.1 else office.country
     lang_roll = rng.random()
@@ -450,6 +406,75 @@ def _make_user(
     }
 
 
+def _user_names(
+    rng: Random, i: int, office: _Office, edge: tuple[str, str, str] | None
+) -> tuple[bool, str, str | None, str | None, str]:
+    """Whether person ``i`` is a service mailbox, its displayName, givenName, surname, UPN base."""
+    if edge is not None:
+        given, surname, _ = edge
+    else:
+        region = office.country_code if rng.random() < 0.75 else "INT"
+        given = rng.choice(_FIRST[region])
+        surname = rng.choice(_LAST[region])
+    service = edge is None and i != 0 and rng.random() < 0.01
+    if service:
+        # shared/service mailboxes have a display name and nothing else
+        display = f"{rng.choice(('Reception', 'Meeting Room', 'Helpdesk', 'Shared Inbox'))} "
+        display += office.city
+        given_out: str | None = None
+        surname_out: str | None = None
+        base = _ascii_slug(display.replace(" ", "."))
+    else:
+        display = f"{given} {surname}"
+        given_out, surname_out = given, surname
+        base = f"{_ascii_slug(given.replace(' ', '-'))}.{_ascii_slug(surname.replace(' ', ''))}"
+        base = base.strip(".") or "user"
+    return service, display, given_out, surname_out, base
+
+
+def _unique_nick(base: str, taken: set[str]) -> str:
+    """``base``, else ``base2``, ``base3``...: the first nickname not in ``taken`` (added to it)."""
+    nick = base
+    n = 2
+    while nick in taken:
+        nick = f"{base}{n}"
+        n += 1
+    taken.add(nick)
+    return nick
+
+
+def _job_title(rng: Random, i: int, place: _Place, service: bool) -> str | None:
+    dept = place.dept
+    if i == 0:
+        title: str | None = "Chief Executive Officer"
+    elif place.depth == 1:
+        title = rng.choice((f"Head of {dept}", f"{dept} Director", f"VP {dept}"))
+    elif place.reports > 0:
+        title = rng.choice((f"{dept} Manager", "Team Lead", "Gruppchef", "Manager"))
+    else:
+        title = rng.choice(_TITLES.get(dept, ("Specialist",)))
+    if service or (i != 0 and rng.random() < 0.03):
+        title = None
+    return title
+
+
+def _phones(rng: Random, office: _Office) -> tuple[list[str], str | None]:
+    """``businessPhones`` and ``mobilePhone``: missing, well formed or (rarely) garbage."""
+    business: list[str] = []
+    r = rng.random()
+    if r < 0.015:
+        business = [rng.choice(_INVALID_PHONES)]
+    elif r < 0.77:
+        business = [_work_phone(rng, office)]
+    mobile: str | None = None
+    r = rng.random()
+    if r < 0.01:
+        mobile = rng.choice(_INVALID_PHONES)
+    elif r < 0.56:
+        mobile = _mobile_phone(rng, office)
+    return business, mobile
+
+
 # Quirks every org of 50+ users must show at least once, so small test orgs exercise them.
 _QUIRKS: tuple[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], None]], ...] = (
     (lambda u: not u["accountEnabled"], lambda u: u.update(accountEnabled=False)),
@@ -473,6 +498,14 @@ def _ensure_quirks(rng: Random, users: list[dict[str, Any]]) -> None:
     for present, apply in _QUIRKS:
         if not any(present(u) for u in users):
             apply(users[rng.randrange(1, len(users))])
+
+
+class _NewGroup(Protocol):
+    """Makes a group with a mail nickname no other group has."""
+
+    def __call__(
+        self, name: str, description: str | None, kind: str = "security"
+    ) -> dict[str, Any]: ...
 
 
 def _make_groups(
@@ -511,6 +544,31 @@ def _make_groups(
             "memberIds": [],
         }
 
+    fixed = _fixed_groups(users, ids, dept_of, office_of, new_group)
+    group_ids = {g["id"] for g in fixed}
+    if groups is None:
+        groups = len(fixed) + min(1000, max(2, n // 40))
+    if groups <= len(fixed):
+        kept = fixed[: max(groups, 0)]
+        cut = group_ids - {g["id"] for g in kept}
+        for g in kept:  # do not point at groups that were cut
+            g["memberIds"] = [m for m in g["memberIds"] if m not in cut]
+        return kept
+
+    n_projects = groups - len(fixed)
+    direct = sum(1 for g in fixed for m in g["memberIds"] if m not in group_ids)
+    budget = max(round(n * per_user) - direct, 3 * n_projects)
+    return fixed + _project_groups(rng, ids, n_projects, budget, cycle, new_group)
+
+
+def _fixed_groups(
+    users: list[dict[str, Any]],
+    ids: list[str],
+    dept_of: list[str],
+    office_of: list[_Office | None],
+    new_group: _NewGroup,
+) -> list[dict[str, Any]]:
+    """One group per department and per office, the leadership team and the nested groups."""
     fixed: list[dict[str, Any]] = []
     by_dept: dict[str, dict[str, Any]] = {}
     for i, dept in enumerate(dept_of):
@@ -547,20 +605,19 @@ def _make_groups(
             g["id"] for g in by_office.values() if g not in swedish
         ]
         fixed.append(everyone)
+    return fixed
 
-    group_ids = {g["id"] for g in fixed}
-    if groups is None:
-        groups = len(fixed) + min(1000, max(2, n // 40))
-    if groups <= len(fixed):
-        kept = fixed[: max(groups, 0)]
-        cut = group_ids - {g["id"] for g in kept}
-        for g in kept:  # do not point at groups that were cut
-            g["memberIds"] = [m for m in g["memberIds"] if m not in cut]
-        return kept
 
-    n_projects = groups - len(fixed)
-    direct = sum(1 for g in fixed for m in g["memberIds"] if m not in group_ids)
-    budget = max(round(n * per_user) - direct, 3 * n_projects)
+def _project_groups(
+    rng: Random,
+    ids: list[str],
+    n_projects: int,
+    budget: int,
+    cycle: bool,
+    new_group: _NewGroup,
+) -> list[dict[str, Any]]:
+    """Project groups sharing ``budget`` direct members, lognormally sized; a few nest."""
+    n = len(ids)
     weights = [rng.lognormvariate(0.0, 1.0) for _ in range(n_projects)]
     scale = budget / sum(weights)
     projects: list[dict[str, Any]] = []
@@ -585,4 +642,4 @@ def _make_groups(
         if b["id"] not in a["memberIds"]:
             a["memberIds"].append(b["id"])
         b["memberIds"].append(a["id"])
-    return fixed + projects
+    return projects
