@@ -63,10 +63,31 @@ class BenchmarkError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
-        description="Benchmark syncd sync end to end against the fake tenants.",
+    return _bench_parser(
+        argparse.ArgumentParser(
+            prog="python -m benchmarks.run",
+            description="Benchmark syncd sync end to end against the fake tenants.",
+        ),
+        change_help="users changed before the third run",
+        repeat=("--repeat-changed", 1),
+        repeat_help="run the changed cycle this many times (each with other users changed)",
+        out_default=DEFAULT_OUT,
     )
+
+
+def _bench_parser(
+    p: argparse.ArgumentParser,
+    *,
+    change_help: str,
+    repeat: tuple[str, int],
+    repeat_help: str,
+    out_default: Path,
+) -> argparse.ArgumentParser:
+    """``p`` with the options of a benchmark.
+
+    The fake tenant, its latency, syncd's concurrency, the change and how often it is repeated
+    (``repeat``: the option and its default), the results file, the timeouts and ``--keep-dir``.
+    """
     p.add_argument("--users", type=int, default=20_000, help="users in the fake tenant")
     p.add_argument("--groups", type=int, default=400, help="groups in the fake tenant")
     p.add_argument(
@@ -77,16 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--concurrency", type=int, default=16, help="[learnster] max_concurrency")
     p.add_argument("--seed", type=int, default=1, help="generator and change-selection seed")
-    p.add_argument(
-        "--change-percent", type=float, default=1.0, help="users changed before the third run"
-    )
-    p.add_argument(
-        "--repeat-changed",
-        type=int,
-        default=1,
-        help="run the changed cycle this many times (each with other users changed)",
-    )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    p.add_argument("--change-percent", type=float, default=1.0, help=change_help)
+    p.add_argument(repeat[0], type=int, default=repeat[1], help=repeat_help)
+    p.add_argument("--out", type=Path, default=out_default, help="results JSON file")
     p.add_argument(
         "--startup-timeout", type=float, default=600.0, help="seconds a fake may take to start"
     )
@@ -225,11 +239,12 @@ def _run_child(
     stdout: IO[bytes],
     stderr: IO[bytes],
     timeout: float,
+    cwd: Path = ROOT,
 ) -> ChildResult:
     """Run ``cmd`` to completion and reap it with ``os.wait4`` for its own resource usage."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=ROOT
+        cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=cwd
     )
     deadline = time.monotonic() + timeout
     timed_out = False
@@ -322,13 +337,27 @@ def _sync(
     workdir: Path,
     args: argparse.Namespace,
     fakes: Sequence[Fake],
+    cwd: Path = ROOT,
+    label: str | None = None,
 ) -> RunResult:
+    """One ``syncd sync --json`` run once the fakes are known to be alive, told on stderr.
+
+    ``python -m`` imports syncd from ``cwd`` first. ``label`` names the run on stderr
+    (default: ``name``).
+    """
+    err.print(f"syncd sync ({label or name}) ...")
+    for fake in fakes:
+        if fake.process.poll() is not None:
+            raise BenchmarkError(
+                f"fake {fake.name} died (exit {fake.process.returncode})\n"
+                f"{fake.stderr_tail()}".rstrip()
+            )
     cmd = [sys.executable, "-m", "syncd", "sync", "--json", "--config", str(config_path)]
     out_path = workdir / f"sync-{name}.stdout.json"
     err_path = workdir / f"sync-{name}.stderr.log"
     cpu_before = {f.name: _proc_cpu_seconds(f.process.pid) for f in fakes}
     with out_path.open("wb") as out, err_path.open("wb") as errf:
-        child = _run_child(cmd, env, out, errf, args.run_timeout)
+        child = _run_child(cmd, env, out, errf, args.run_timeout, cwd)
     fake_cpu: dict[str, float | None] = {}
     for f in fakes:
         before, after = cpu_before[f.name], _proc_cpu_seconds(f.process.pid)
@@ -348,7 +377,7 @@ def _sync(
     ideal = scim_total * (args.latency_ms / 1000.0) / max(1, args.concurrency)
     read_seconds = _graph_read_cpu_seconds(report)
     cpu = child.user_seconds + child.sys_seconds
-    return RunResult(
+    run = RunResult(
         name=name,
         description=description,
         exit_code=child.exit_code,
@@ -381,6 +410,11 @@ def _sync(
         },
         error=error,
     )
+    err.print(
+        f"  exit {run.exit_code}, {run.wall_seconds:.2f} s wall, "
+        f"{run.cpu_seconds:.2f} s CPU, {run.scim_total:,} SCIM requests"
+    )
+    return run
 
 
 # ---------------------------------------------------------------------------- the tenant change
@@ -462,17 +496,17 @@ def _sync_env() -> dict[str, str]:
     return env
 
 
-def _compile_syncd(env: dict[str, str]) -> None:
-    """Byte-compile syncd as pip does when it installs it.
+def _compile_syncd(env: dict[str, str], tree: Path = ROOT) -> None:
+    """Byte-compile the syncd of source tree ``tree`` as pip does when it installs it.
 
     Run from the source tree under PYTHONDONTWRITEBYTECODE (set on the machines here), every
     syncd run would compile its own modules again: ~40 ms of start-up that an installed
     syncd does not have.
     """
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "syncd")],
+        [sys.executable, "-m", "compileall", "-q", str(tree / "syncd")],
         env=env,
-        cwd=ROOT,
+        cwd=tree,
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -521,15 +555,26 @@ def _percent(share: float | None) -> float | None:
     return None if share is None else share * 100
 
 
-def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
+def _console() -> Console:
+    """The console the tables go to (stdout)."""
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=140)  # logs and pipes: no wrapping at 80
-    title = (
+    return console
+
+
+def _title(args: argparse.Namespace) -> str:
+    """The tenant, latency, concurrency and machine of a run, as a table's title."""
+    return (
         f"syncd sync: {args.users:,} users, {args.groups:,} groups, {args.memberships:g} "
         f"memberships/user, Learnster latency {args.latency_ms:g} ms, concurrency "
         f"{args.concurrency}, {os.cpu_count()} CPUs"
     )
+
+
+def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
+    console = _console()
+    title = _title(args)
     with_read = any(run.graph_read_share is not None for run in runs)
     table = Table(title=title, title_justify="left")
     columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
@@ -608,11 +653,90 @@ def _write_bound(database: Path, run: RunResult) -> dict[str, int]:
     }
 
 
+def _write_bound_text(writes: dict[str, int]) -> str:
+    return (
+        f"{writes['writes']:,} (bound: {writes['users']:,} users + "
+        f"{writes['groups']:,} groups + ⌈{writes['memberships']:,} memberships ÷ "
+        f"{MEMBER_BATCH_SIZE}⌉ + user PATCHes = {writes['bound']:,})"
+    )
+
+
 # ---------------------------------------------------------------------------- main
+
+
+def _new_document(args: argparse.Namespace) -> dict[str, Any]:
+    """The results document before the runs: start time, parameters, machine, git commit."""
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            "users": args.users,
+            "groups": args.groups,
+            "memberships_per_user": args.memberships,
+            "latency_ms": args.latency_ms,
+            "concurrency": args.concurrency,
+            "seed": args.seed,
+            "change_percent": args.change_percent,
+        },
+        "machine": _machine(),
+        "git": _git(),
+    }
+
+
+def _write_document(document: dict[str, Any], out: Path, workdir: Path, *, keep: bool) -> None:
+    """Write the results (``document`` as JSON), then remove ``workdir`` unless ``keep``."""
+    document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    if keep:
+        err.print(f"config and logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the fakes
+
+
+def _start_graph(args: argparse.Namespace, workdir: Path) -> Fake:
+    """The fake Graph with the tenant of ``args``; its stderr goes to ``workdir``."""
+    err.print(f"starting the fake Graph ({args.users:,} users) ...")
+    graph_args = [
+        "--port", "0",
+        "--users", str(args.users),
+        "--groups", str(args.groups),
+        "--memberships", f"{args.memberships:g}",
+        "--seed", str(args.seed),
+        "--token", GRAPH_TOKEN,
+    ]  # fmt: skip
+    graph = _start_fake("graph", graph_args, workdir, args.startup_timeout)
+    err.print(f"  {graph.url}  (pid {graph.process.pid})")
+    return graph
+
+
+def _start_learnster(args: argparse.Namespace, workdir: Path, purpose: str = "") -> Fake:
+    """A fake Learnster with the latency of ``args``; its stderr goes to ``workdir``."""
+    err.print(f"starting the fake Learnster{purpose} (latency {args.latency_ms:g} ms) ...")
+    learnster_args = [
+        "--port", "0",
+        "--token", LEARNSTER_TOKEN,
+        "--latency-ms", f"{args.latency_ms:g}",
+        "--no-log",
+    ]  # fmt: skip
+    learnster = _start_fake("learnster", learnster_args, workdir, args.startup_timeout)
+    err.print(f"  {learnster.url}  (pid {learnster.process.pid})")
+    return learnster
+
+
+def _change_description(args: argparse.Namespace) -> str:
+    return f"delta cycle after {args.change_percent:g} % of users changed jobTitle"
+
+
+def _change_users_timed(graph_url: str, percent: float, seed: int) -> int:
+    """``_change_users``, and a line on stderr saying how many and how long it took."""
+    started = time.perf_counter()
+    count = _change_users(graph_url, percent, seed)
+    err.print(f"changed the jobTitle of {count:,} users ({time.perf_counter() - started:.1f} s)")
+    return count
 
 
 def _benchmark(
@@ -622,33 +746,15 @@ def _benchmark(
     runs: list[RunResult] = []
     document["runs"] = runs
     try:
-        err.print(f"starting the fake Graph ({args.users:,} users) ...")
-        graph_args = [
-            "--port", "0",
-            "--users", str(args.users),
-            "--groups", str(args.groups),
-            "--memberships", f"{args.memberships:g}",
-            "--seed", str(args.seed),
-            "--token", GRAPH_TOKEN,
-        ]  # fmt: skip
-        graph = _start_fake("graph", graph_args, workdir, args.startup_timeout)
+        graph = _start_graph(args, workdir)
         fakes.append(graph)
-        err.print(f"  {graph.url}  (pid {graph.process.pid})")
-        err.print(f"starting the fake Learnster (latency {args.latency_ms:g} ms) ...")
-        learnster_args = [
-            "--port", "0",
-            "--token", LEARNSTER_TOKEN,
-            "--latency-ms", f"{args.latency_ms:g}",
-            "--no-log",
-        ]  # fmt: skip
-        learnster = _start_fake("learnster", learnster_args, workdir, args.startup_timeout)
+        learnster = _start_learnster(args, workdir)
         fakes.append(learnster)
-        err.print(f"  {learnster.url}  (pid {learnster.process.pid})")
 
         config_path = _write_config(workdir, graph.url, learnster.url, args.concurrency)
         env = _sync_env()
         _compile_syncd(env)
-        changed = f"delta cycle after {args.change_percent:g} % of users changed jobTitle"
+        changed = _change_description(args)
         steps = [
             ("initial", "first cycle: full read, every user and group created"),
             ("no-change", "delta cycle, nothing changed in Entra"),
@@ -657,27 +763,11 @@ def _benchmark(
         ]
         for name, description in steps:
             if name.startswith("changed"):
-                started = time.perf_counter()
                 repeat = int(name.partition("-")[2] or 1)
-                count = _change_users(graph.url, args.change_percent, args.seed + repeat - 1)
+                count = _change_users_timed(graph.url, args.change_percent, args.seed + repeat - 1)
                 document["changed_users"] = count
-                err.print(
-                    f"changed the jobTitle of {count:,} users "
-                    f"({time.perf_counter() - started:.1f} s)"
-                )
-            err.print(f"syncd sync ({name}) ...")
-            for fake in fakes:
-                if fake.process.poll() is not None:
-                    raise BenchmarkError(
-                        f"fake {fake.name} died (exit {fake.process.returncode})\n"
-                        f"{fake.stderr_tail()}".rstrip()
-                    )
             run = _sync(name, description, config_path, env, workdir, args, fakes)
             runs.append(run)
-            err.print(
-                f"  exit {run.exit_code}, {run.wall_seconds:.2f} s wall, "
-                f"{run.cpu_seconds:.2f} s CPU, {run.scim_total:,} SCIM requests"
-            )
             if run.error:
                 raise BenchmarkError(f"syncd sync ({name}): {run.error}")
             if name == "initial":
@@ -695,20 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--users, --concurrency and --repeat-changed must be >= 1, --latency-ms >= 0"
         )
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    document: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "parameters": {
-            "users": args.users,
-            "groups": args.groups,
-            "memberships_per_user": args.memberships,
-            "latency_ms": args.latency_ms,
-            "concurrency": args.concurrency,
-            "seed": args.seed,
-            "change_percent": args.change_percent,
-        },
-        "machine": _machine(),
-        "git": _git(),
-    }
+    document = _new_document(args)
     workdir = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     status = 1  # until the benchmark finishes
     try:
@@ -720,22 +797,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         runs: list[RunResult] = document.get("runs", [])
         document["runs"] = [run.__dict__ for run in runs]
-        document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(document, indent=2) + "\n")
-        if args.keep_dir or status:
-            err.print(f"config and logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _write_document(document, args.out, workdir, keep=args.keep_dir or bool(status))
     if runs:
         _print_tables(runs, args)
     writes = document.get("initial_writes")
     if writes:
-        err.print(
-            f"initial SCIM writes {writes['writes']:,} (bound: {writes['users']:,} users + "
-            f"{writes['groups']:,} groups + ⌈{writes['memberships']:,} memberships ÷ "
-            f"{MEMBER_BATCH_SIZE}⌉ + user PATCHes = {writes['bound']:,})"
-        )
+        err.print(f"initial SCIM writes {_write_bound_text(writes)}")
     err.print(f"results written to {args.out}")
     if status == 0 and any(run.exit_code != 0 for run in runs):
         status = 1
