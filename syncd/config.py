@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncd.credentials import is_loopback_host
 from syncd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/syncd/syncd.toml"
@@ -27,29 +26,6 @@ GRAPH_AUTH_MODES = (
 _SECRET_KEYS = frozenset(
     {"client_secret", "secret", "token", "secret_token", "access_token", "password"}
 )
-
-
-class Secret:
-    """A string that never shows itself in repr, str or f-strings."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -171,7 +147,21 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
     for required in ("graph", "learnster"):
         if required not in data:
             raise ConfigError(f"{source}: section [{required}] is required")
+    return Config(
+        graph=_graph_section(data, source),
+        learnster=_learnster_section(data, source),
+        scope=_scope_section(data, source),
+        sync=_sync_section(data, source),
+        schedule=_schedule_section(data, source),
+        state_database=_state_section(data, source),
+        notify=_notify_section(data, source),
+        metrics=_metrics_section(data, source),
+        user_mapping_overrides=_mapping_section(data, source),
+        source_path=source,
+    )
 
+
+def _graph_section(data: Mapping[str, Any], source: str) -> GraphConfig:
     graph = _section(data, "graph", source)
     graph_cfg = GraphConfig(
         tenant_id=_str(graph, "tenant_id", "graph", source, required=True),
@@ -188,10 +178,13 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
     _no_unknown(graph, set(GraphConfig.__dataclass_fields__), source, "graph")
     if graph_cfg.auth == "certificate" and not graph_cfg.certificate_path:
         raise ConfigError(f'{source}: [graph] auth = "certificate" needs certificate_path')
+    return graph_cfg
 
+
+def _learnster_section(data: Mapping[str, Any], source: str) -> LearnsterConfig:
     learnster = _section(data, "learnster", source)
     _no_unknown(learnster, set(LearnsterConfig.__dataclass_fields__), source, "learnster")
-    learnster_cfg = LearnsterConfig(
+    return LearnsterConfig(
         tenant_url=_url(learnster, "tenant_url", None, "learnster", source).rstrip("/"),
         token_file=_str(learnster, "token_file", "learnster", source),
         max_concurrency=_int(learnster, "max_concurrency", 8, "learnster", source, low=1, high=64),
@@ -202,6 +195,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         ),
     )
 
+
+def _scope_section(data: Mapping[str, Any], source: str) -> ScopeConfig:
     scope = _section(data, "scope", source)
     _no_unknown(scope, set(ScopeConfig.__dataclass_fields__), source, "scope")
     groups = scope.get("groups", [])
@@ -217,7 +212,10 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
     )
     if scope_cfg.mode == "groups" and not scope_cfg.groups:
         raise ConfigError(f'{source}: [scope] mode = "groups" needs at least one entry in groups')
+    return scope_cfg
 
+
+def _sync_section(data: Mapping[str, Any], source: str) -> SyncConfig:
     sync = _section(data, "sync", source)
     _no_unknown(sync, set(SyncConfig.__dataclass_fields__), source, "sync")
     region = _str(sync, "phone_default_region", "sync", source).upper()
@@ -229,7 +227,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
                 f"{source}: [sync] phone_default_region {region!r} is not a region code "
                 '(use a two-letter code such as "SE")'
             )
-    sync_cfg = SyncConfig(
+    return SyncConfig(
         on_hard_delete=_choice(
             sync, "on_hard_delete", ("delete", "deactivate"), "delete", "sync", source
         ),
@@ -241,6 +239,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         member_batch_size=_int(sync, "member_batch_size", 100, "sync", source, low=1, high=1000),
     )
 
+
+def _schedule_section(data: Mapping[str, Any], source: str) -> ScheduleConfig:
     schedule = _section(data, "schedule", source)
     _no_unknown(schedule, set(ScheduleConfig.__dataclass_fields__), source, "schedule")
     schedule_cfg = ScheduleConfig(
@@ -259,22 +259,29 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         cron_trigger(schedule_cfg.cron, schedule_cfg.timezone)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    return schedule_cfg
 
+
+def _state_section(data: Mapping[str, Any], source: str) -> str:
     state = _section(data, "state", source)
     _no_unknown(state, {"database"}, source, "state")
-    database = _str(state, "database", "state", source) or "/var/lib/syncd/state.db"
+    return _str(state, "database", "state", source) or "/var/lib/syncd/state.db"
 
+
+def _notify_section(data: Mapping[str, Any], source: str) -> NotifyConfig:
     notify = _section(data, "notify", source)
     _no_unknown(notify, set(NotifyConfig.__dataclass_fields__), source, "notify")
     email_to = notify.get("email_to", [])
     if not isinstance(email_to, list) or not all(isinstance(e, str) for e in email_to):
         raise ConfigError(f"{source}: [notify] email_to must be a list of addresses")
-    notify_cfg = NotifyConfig(
+    return NotifyConfig(
         email_to=tuple(email_to),
         smtp_host=_str(notify, "smtp_host", "notify", source) or "localhost",
         smtp_port=_int(notify, "smtp_port", 25, "notify", source, low=1, high=65535),
     )
 
+
+def _metrics_section(data: Mapping[str, Any], source: str) -> MetricsConfig:
     metrics = _section(data, "metrics", source)
     _no_unknown(metrics, set(MetricsConfig.__dataclass_fields__), source, "metrics")
     metrics_cfg = MetricsConfig(
@@ -288,7 +295,10 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
                 f"{source}: [metrics] listen = {metrics_cfg.listen!r} must be host:port, "
                 'e.g. "127.0.0.1:9464"'
             )
+    return metrics_cfg
 
+
+def _mapping_section(data: Mapping[str, Any], source: str) -> dict[str, str]:
     mapping = _section(data, "mapping", source)
     _no_unknown(mapping, {"user"}, source, "mapping")
     overrides = _section(mapping, "user", source, "mapping.user")
@@ -304,109 +314,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         validate_overrides(overrides)
     except ValueError as exc:
         raise ConfigError(f"{source}: [mapping.user] {exc}") from None
-
-    return Config(
-        graph=graph_cfg,
-        learnster=learnster_cfg,
-        scope=scope_cfg,
-        sync=sync_cfg,
-        schedule=schedule_cfg,
-        notify=notify_cfg,
-        metrics=metrics_cfg,
-        state_database=database,
-        user_mapping_overrides=dict(overrides),
-        source_path=source,
-    )
-
-
-def _read_secret(env_name: str, credential_name: str, file_setting: str, what: str) -> Secret:
-    value = os.environ.get(env_name)
-    if value:
-        return Secret(value.strip())
-    candidates: list[Path] = []
-    credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials_dir:
-        candidates.append(Path(credentials_dir) / credential_name)
-    if file_setting:
-        candidates.append(Path(file_setting))
-    for candidate in candidates:
-        try:
-            text = candidate.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise ConfigError(f"cannot read the {what} from {candidate}: {exc.strerror}") from None
-        if text:
-            return Secret(text)
-        raise ConfigError(f"the {what} file {candidate} is empty")
-    raise ConfigError(
-        f"no {what}: set {env_name}, or provide the systemd credential {credential_name!r}"
-        + (f", or the file {file_setting}" if file_setting else "")
-    )
-
-
-def learnster_token(config: Config) -> Secret:
-    """The Learnster Secret Token: env, systemd credential, or token_file."""
-    return _read_secret(
-        "SYNCD_LEARNSTER_TOKEN",
-        "learnster-token",
-        config.learnster.token_file,
-        "Learnster Secret Token",
-    )
-
-
-def graph_client_secret(config: Config) -> Secret:
-    """The Graph app registration's client secret: env, systemd credential, or file."""
-    return _read_secret(
-        "SYNCD_GRAPH_CLIENT_SECRET",
-        "graph-client-secret",
-        config.graph.client_secret_file,
-        "Graph client secret",
-    )
-
-
-def graph_access_token() -> Secret:
-    """A pre-acquired Graph bearer token (auth = "access_token")."""
-    return _read_secret("SYNCD_GRAPH_ACCESS_TOKEN", "graph-access-token", "", "Graph access token")
-
-
-def tls_verify(ca_file: str) -> ssl.SSLContext:
-    """What httpx should verify server certificates with.
-
-    Without ``ca_file``: certifi's bundle, as httpx uses by default; with it: the system store
-    plus that file. Built once per file (and its modification time): loading a CA store costs
-    ~15 ms, and every client of a cycle can share the same context.
-    """
-    stamp = os.stat(ca_file).st_mtime_ns if ca_file and os.path.exists(ca_file) else 0
-    key = (ca_file, stamp)
-    context = _TLS_CONTEXTS.get(key)
-    if context is None:
-        if ca_file:
-            context = ssl.create_default_context()
-            try:
-                context.load_verify_locations(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"ca_file {ca_file} cannot be loaded: {exc}") from None
-        else:
-            import certifi
-
-            context = ssl.create_default_context(cafile=certifi.where())
-        _TLS_CONTEXTS[key] = context
-    return context
-
-
-_TLS_CONTEXTS: dict[tuple[str, int], ssl.SSLContext] = {}
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return dict(overrides)
 
 
 def _refuse_secrets(data: Mapping[str, Any], source: str, prefix: str = "") -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from syncd.app.cli import main
-from syncd.config import Secret, learnster_token, load_config, parse_config
+from syncd.config import load_config, parse_config
+from syncd.credentials import Secret, learnster_token
 from syncd.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "syncd.example.toml"

@@ -13,21 +13,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from syncd.app.cli import main
 from syncd.errors import ExitCode
-from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
+from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness, Mailbox, free_port
 
 SYNCD = [sys.executable, "-m", "syncd"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NotifySocket:
@@ -171,29 +164,6 @@ def test_a_second_sync_during_a_cycle_exits_5(
         if first.poll() is None:
             first.kill()
             first.wait()
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        from email import message_from_bytes
-
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 def test_one_email_when_failing_starts_none_while_it_lasts_one_on_recovery(

@@ -467,7 +467,7 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
     import random
 
     from syncd.adapters.sqlite import Store
-    from syncd.app.cli import report_to_json
+    from syncd.app.output import report_to_json
 
     h = make_harness(generate_organisation(80, seed=17))
     cycle(h)

@@ -23,7 +23,7 @@ from syncd.adapters.scim import ScimSink
 from syncd.adapters.sqlite import SCHEMA_VERSION, Store
 from syncd.adapters.sqlite.sql import get_meta
 from syncd.adapters.transport import parse_retry_after
-from syncd.config import Secret
+from syncd.credentials import Secret
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.learnster import FakeLearnster
@@ -83,7 +83,7 @@ def test_throttling_is_retried_honouring_retry_after() -> None:
 # Run in its own process, so the fake's allocations in this one are not counted.
 _PATCH_PEAK = """
 import asyncio, sys, tracemalloc
-from syncd.config import Secret
+from syncd.credentials import Secret
 from syncd.adapters.scim import ScimSink
 
 async def main() -> None:

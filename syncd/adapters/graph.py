@@ -22,9 +22,10 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from syncd.adapters.graph_auth import build_auth_provider, entra_hint
-from syncd.config import Config, tls_verify
+from syncd.config import Config
 from syncd.core.decode import merge_delta_object
 from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, DeltaRound
+from syncd.credentials import tls_verify
 from syncd.errors import (
     CredentialsRefused,
     DeltaTokenExpired,

@@ -70,6 +70,11 @@ _WHAT_TO_DO = {
 }
 
 
+def health_title(state: Health) -> str:
+    """A few words for a health state, for a mail's subject and the command line's verdict."""
+    return _TITLES.get(state, str(state))
+
+
 @dataclass(frozen=True)
 class Transition:
     """Health changed: from ``before`` to ``after``, since ``since``."""
@@ -86,7 +91,7 @@ class Transition:
     def subject(self, host: str) -> str:
         if self.recovered:
             return f"[syncd] {host}: recovered, Learnster is in sync again"
-        return f"[syncd] {host}: {_TITLES.get(Health(self.after), self.after)}"
+        return f"[syncd] {host}: {health_title(Health(self.after))}"
 
     def body(self, host: str) -> str:
         if self.recovered:

@@ -14,6 +14,7 @@ class _PageFault:
     page: int
     status: int
     times: int | None
+    code: str = ""
 
 
 def _normalise_api_path(path: str) -> str:
@@ -33,16 +34,23 @@ class _Faults(_GraphBase):
     _page_faults: list[_PageFault]
 
     def fail_page(
-        self, path_prefix: str, page_number: int, status: int = 500, *, times: int | None = 1
+        self,
+        path_prefix: str,
+        page_number: int,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        code: str = "",
     ) -> None:
         """Make page ``page_number`` (1-based) of a paged read under ``path_prefix`` fail.
 
         ``path_prefix`` is relative to /v1.0, e.g. ``/users/delta`` (any delta spelling) or
-        ``/users``; ``times=None`` fails it every time, else that many times.
+        ``/users``; ``times=None`` fails it every time, else that many times. ``code``: the
+        error code of Graph's envelope (default: one Graph uses for that status).
         """
         with self._lock:
             prefix = "/" + _normalise_api_path(path_prefix.strip("/").removeprefix("v1.0/"))
-            self._page_faults.append(_PageFault(prefix, page_number, status, times))
+            self._page_faults.append(_PageFault(prefix, page_number, status, times, code))
 
     def clear_faults(self) -> None:
         """Remove rate faults, page faults and empty pages."""
@@ -80,7 +88,7 @@ class _Faults(_GraphBase):
                     if fault.times <= 0:
                         continue
                     fault.times -= 1
-                status = fault.status
+                status, code = fault.status, fault.code
                 break
             else:
                 return
@@ -88,7 +96,7 @@ class _Faults(_GraphBase):
         headers = {"Retry-After": str(self.retry_after_seconds)} if status in (429, 503) else {}
         raise _ApiError(
             status,
-            codes.get(status, "generalException"),
+            code or codes.get(status, "generalException"),
             f"Injected failure of page {page}.",
             headers,
         )
