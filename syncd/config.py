@@ -1,4 +1,4 @@
-"""Load and validate syncd.toml (DESIGN §3) and resolve secrets without ever holding them in TOML."""
+"""Load and validate syncd.toml; secrets are refused there and read from elsewhere (credentials)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from syncd.credentials import is_loopback_host
+from syncd.credentials import Secret, is_loopback_host, read_secret
 from syncd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/syncd/syncd.toml"
@@ -315,6 +315,26 @@ def _mapping_section(data: Mapping[str, Any], source: str) -> dict[str, str]:
     except ValueError as exc:
         raise ConfigError(f"{source}: [mapping.user] {exc}") from None
     return dict(overrides)
+
+
+def learnster_token(config: Config) -> Secret:
+    """The Learnster Secret Token: env, systemd credential, or token_file."""
+    return read_secret(
+        "SYNCD_LEARNSTER_TOKEN",
+        "learnster-token",
+        config.learnster.token_file,
+        "Learnster Secret Token",
+    )
+
+
+def graph_client_secret(config: Config) -> Secret:
+    """The Graph app registration's client secret: env, systemd credential, or file."""
+    return read_secret(
+        "SYNCD_GRAPH_CLIENT_SECRET",
+        "graph-client-secret",
+        config.graph.client_secret_file,
+        "Graph client secret",
+    )
 
 
 def _refuse_secrets(data: Mapping[str, Any], source: str, prefix: str = "") -> None:

@@ -10,12 +10,8 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from syncd.errors import ConfigError
-
-if TYPE_CHECKING:
-    from syncd.config import Config
 
 
 class Secret:
@@ -41,7 +37,7 @@ class Secret:
         return hash(self._value)
 
 
-def _read_secret(env_name: str, credential_name: str, file_setting: str, what: str) -> Secret:
+def read_secret(env_name: str, credential_name: str, file_setting: str, what: str) -> Secret:
     value = os.environ.get(env_name)
     if value:
         return Secret(value.strip())
@@ -67,29 +63,9 @@ def _read_secret(env_name: str, credential_name: str, file_setting: str, what: s
     )
 
 
-def learnster_token(config: Config) -> Secret:
-    """The Learnster Secret Token: env, systemd credential, or token_file."""
-    return _read_secret(
-        "SYNCD_LEARNSTER_TOKEN",
-        "learnster-token",
-        config.learnster.token_file,
-        "Learnster Secret Token",
-    )
-
-
-def graph_client_secret(config: Config) -> Secret:
-    """The Graph app registration's client secret: env, systemd credential, or file."""
-    return _read_secret(
-        "SYNCD_GRAPH_CLIENT_SECRET",
-        "graph-client-secret",
-        config.graph.client_secret_file,
-        "Graph client secret",
-    )
-
-
 def graph_access_token() -> Secret:
     """A pre-acquired Graph bearer token (auth = "access_token")."""
-    return _read_secret("SYNCD_GRAPH_ACCESS_TOKEN", "graph-access-token", "", "Graph access token")
+    return read_secret("SYNCD_GRAPH_ACCESS_TOKEN", "graph-access-token", "", "Graph access token")
 
 
 def tls_verify(ca_file: str) -> ssl.SSLContext:

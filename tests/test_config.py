@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from syncd.app.cli import main
-from syncd.config import load_config, parse_config
-from syncd.credentials import Secret, learnster_token
+from syncd.config import learnster_token, load_config, parse_config
+from syncd.credentials import Secret
 from syncd.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "syncd.example.toml"

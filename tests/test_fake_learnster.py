@@ -521,7 +521,7 @@ def test_deleting_a_user_clears_memberships_and_manager_references(
 
 
 def test_patch_design_shapes(fake: FakeLearnster, client: httpx.Client) -> None:
-    """The exact requests DESIGN §5 says syncd sends."""
+    """The exact requests syncd sends (the SCIM request shapes of the contract)."""
     boss = create_user(client, "boss@contoso.se", displayName="Boss")
     user = create_user(client, "u@contoso.se", emails=[{"type": "work", "value": "old@b.se"}])
     path = f"/Users/{user['id']}"

@@ -522,6 +522,31 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
         assert report.exit_code == ExitCode.OK, report.failures
 
 
+def test_a_non_ascii_upn_clash_in_a_delta_is_caught_as_in_a_full_plan(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """UPNs are compared by user_name_key() (full case folding) in Python and, through the
+    stored key, in SQL: a new "max.straße@…" clashes with a linked "MAX.STRASSE@…" whichever
+    way the plan is made (SQLite's lower() folds ASCII only, and let a delta's plan miss it)."""
+    h = make_harness(users=20)
+    first = h.graph.add_user({"userPrincipalName": "MAX.STRASSE@contoso.example"})
+    assert h.sync().exit_code == ExitCode.OK
+    assert h.sync().planned is False  # converged: the next delta is planned incrementally
+    second = h.graph.add_user({"userPrincipalName": "max.straße@contoso.example"})
+    h.learnster.clear_requests()
+    report = h.sync()
+    assert report.exit_code == ExitCode.OK
+    [problem] = [p for p in report.problems if p.object_id == second]
+    assert problem.message.endswith(f"is also the UPN of {first}: user skipped")
+    assert [r for r in h.scim_requests() if r.method == "POST"] == []
+    store = Store(h.config.state_database)
+    try:
+        assert second not in store.ledger.users()
+        assert first in store.ledger.users()
+    finally:
+        store.close()
+
+
 def _snapshot_of(h: Harness, user_id: str) -> dict[str, str]:
     store = Store(h.config.state_database)
     try:

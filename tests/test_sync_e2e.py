@@ -49,7 +49,7 @@ def element(resource: dict[str, Any], attr: str, type_: str) -> dict[str, Any]:
 def assert_user_matches(
     graph_user: dict[str, Any], resource: dict[str, Any], *, adopted: bool = False
 ) -> None:
-    """Field by field, the Learnster documented mapping table (DESIGN §4).
+    """Field by field, Learnster's documented mapping table (syncd.core.mapping).
 
     ``adopted``: attributes Graph has no value for are left as Learnster held them.
     """

@@ -18,8 +18,8 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 
-from syncd.config import Config
-from syncd.credentials import Secret, graph_access_token, graph_client_secret, is_loopback_host
+from syncd.config import Config, graph_client_secret
+from syncd.credentials import Secret, graph_access_token, is_loopback_host
 from syncd.errors import ConfigError
 
 

@@ -16,10 +16,10 @@ import httpx
 
 from syncd import __version__
 from syncd.adapters.transport import Pacer, SendWatch, environment_proxy, parse_retry_after
-from syncd.config import Config
+from syncd.config import Config, learnster_token
 from syncd.core.messages import PATCH_SCHEMA
 from syncd.core.records import user_name_key
-from syncd.credentials import Secret, learnster_token, tls_verify
+from syncd.credentials import Secret, tls_verify
 from syncd.errors import (
     BadResponseError,
     ConflictError,

@@ -92,29 +92,26 @@ class SqliteLedger:
     # -- groups --------------------------------------------------------------------------------
 
     def groups(self) -> dict[str, LedgerGroup]:
-        members: dict[str, set[str]] = {}
-        for gid, uid in self._db.execute("SELECT group_id, user_id FROM ledger_member"):
-            members.setdefault(gid, set()).add(uid)
-        rows = self._db.execute("SELECT graph_id, scim_id, display_name FROM ledger_group")
-        return {
-            gid: LedgerGroup(sid, name, frozenset(members.get(gid, ()))) for gid, sid, name in rows
-        }
+        return _ledger_groups(
+            self._db.execute("SELECT group_id, user_id FROM ledger_member"),
+            self._db.execute("SELECT graph_id, scim_id, display_name FROM ledger_group"),
+        )
 
     def groups_for(self, ids: Iterable[str]) -> dict[str, LedgerGroup]:
         ids = list(ids)
-        members: dict[str, set[str]] = {}
-        for gid, uid in in_chunks(
-            self._db, "SELECT group_id, user_id FROM ledger_member WHERE group_id IN ({ids})", ids
-        ):
-            members.setdefault(gid, set()).add(uid)
-        rows = in_chunks(
-            self._db,
-            "SELECT graph_id, scim_id, display_name FROM ledger_group WHERE graph_id IN ({ids})",
-            ids,
+        return _ledger_groups(
+            in_chunks(
+                self._db,
+                "SELECT group_id, user_id FROM ledger_member WHERE group_id IN ({ids})",
+                ids,
+            ),
+            in_chunks(
+                self._db,
+                "SELECT graph_id, scim_id, display_name FROM ledger_group "
+                "WHERE graph_id IN ({ids})",
+                ids,
+            ),
         )
-        return {
-            gid: LedgerGroup(sid, name, frozenset(members.get(gid, ()))) for gid, sid, name in rows
-        }
 
     def put_group(self, graph_id: str, scim_id: str, display_name: str) -> None:
         """Record a created, adopted or renamed group."""
@@ -266,3 +263,16 @@ class SqliteLedger:
             row = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
             result[name] = int(row[0])
         return result
+
+
+def _ledger_groups(
+    member_rows: Iterable[tuple[str, str]], group_rows: Iterable[tuple[str, str, str]]
+) -> dict[str, LedgerGroup]:
+    """LedgerGroups from ledger_member (group, user) and ledger_group (id, scim id, name) rows."""
+    members: dict[str, set[str]] = {}
+    for gid, uid in member_rows:
+        members.setdefault(gid, set()).add(uid)
+    return {
+        gid: LedgerGroup(sid, name, frozenset(members.get(gid, ())))
+        for gid, sid, name in group_rows
+    }

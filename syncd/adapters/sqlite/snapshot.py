@@ -31,37 +31,17 @@ class SqliteSnapshot:
         self._checkpoint_due = False
 
     def load(self) -> tuple[UserSnapshot, GroupSnapshot]:
-        users = {
-            uid: Entry(DirectoryUser.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
-            for uid, data, removed in self._db.execute(
-                "SELECT id, data, removed FROM snapshot_user"
-            )
-        }
-        groups = {
-            gid: Entry(DirectoryGroup.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
-            for gid, data, removed in self._db.execute(
-                "SELECT id, data, removed FROM snapshot_group"
-            )
-        }
+        users = _user_entries(self._db.execute("SELECT id, data, removed FROM snapshot_user"))
+        groups = _group_entries(self._db.execute("SELECT id, data, removed FROM snapshot_group"))
         return users, groups
 
     def users(self, ids: Iterable[str]) -> UserSnapshot:
-        rows = in_chunks(
-            self._db, "SELECT id, data, removed FROM snapshot_user WHERE id IN ({ids})", ids
-        )
-        return {
-            uid: Entry(DirectoryUser.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
-            for uid, data, removed in rows
-        }
+        sql = "SELECT id, data, removed FROM snapshot_user WHERE id IN ({ids})"
+        return _user_entries(in_chunks(self._db, sql, ids))
 
     def groups(self, ids: Iterable[str]) -> GroupSnapshot:
-        rows = in_chunks(
-            self._db, "SELECT id, data, removed FROM snapshot_group WHERE id IN ({ids})", ids
-        )
-        return {
-            gid: Entry(DirectoryGroup.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
-            for gid, data, removed in rows
-        }
+        sql = "SELECT id, data, removed FROM snapshot_group WHERE id IN ({ids})"
+        return _group_entries(in_chunks(self._db, sql, ids))
 
     def replace(
         self,
@@ -199,3 +179,17 @@ def _group_rows(groups: GroupSnapshot) -> Iterator[tuple[str, str, str | None]]:
     """snapshot_group rows (id, data, removed)."""
     for gid, (group, presence) in groups.items():
         yield gid, compact(group.to_json()), presence.value
+
+
+def _user_entries(rows: Iterable[tuple[str, str, str | None]]) -> UserSnapshot:
+    return {
+        uid: Entry(DirectoryUser.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
+        for uid, data, removed in rows
+    }
+
+
+def _group_entries(rows: Iterable[tuple[str, str, str | None]]) -> GroupSnapshot:
+    return {
+        gid: Entry(DirectoryGroup.from_json(json.loads(data)), PRESENCE_OF_STORED[removed])
+        for gid, data, removed in rows
+    }
