@@ -74,19 +74,19 @@ async def _provision(
     if user.manager_id in ledger_users:
         scope.users.add(user.manager_id)  # exists in Learnster: the manager rides along
     report.labels = labels_of(users, groups)
-    targets, group_targets, problems = build_targets(
+    targets = build_targets(
         users,
         groups,
         scope,
         {uid: ledger_users[uid] for uid in users if uid in ledger_users},
         MappingOptions(config.sync.phone_default_region, config.user_mapping_overrides),
     )
-    report.problems.extend(problems)
-    ledger_groups = store.ledger.groups_for(group_targets)
+    report.problems.extend(targets.problems)
+    ledger_groups = store.ledger.groups_for(targets.groups)
     report.plan = plan(
-        targets,
-        {uid: ledger_users[uid] for uid in targets if uid in ledger_users},
-        group_targets,
+        targets.users,
+        {uid: ledger_users[uid] for uid in targets.users if uid in ledger_users},
+        targets.groups,
         ledger_groups,
         PlanOptions(allow_removals=False, member_batch_size=config.sync.member_batch_size),
         linked_users=set(ledger_users),

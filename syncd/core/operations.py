@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from syncd.core.attrs import as_dict
 from syncd.core.mapping import ACTIVE
@@ -187,7 +187,12 @@ def _operation_key(data: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in data.items() if k != "label"}, sort_keys=True, default=str)
 
 
-def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
+class Restricted(NamedTuple):
+    plan: Plan  # the approved operations that are still valid
+    stale: list[dict[str, Any]]  # the approved operations planning no longer yields
+
+
+def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> Restricted:
     """The operations of ``fresh`` that were approved, and the approved ones no longer valid.
 
     An operation is still valid only if planning now yields exactly the same operation (same
@@ -203,17 +208,22 @@ def restrict_plan(fresh: Plan, approved: list[dict[str, Any]]) -> tuple[Plan, li
     held = tuple(op for op in fresh.held if _operation_key(operation_to_json(op)) in wanted)
     kept |= {_operation_key(operation_to_json(op)) for op in held}
     stale = [op for key, op in wanted.items() if key not in kept]
-    return Plan(phases=tuple(p for p in phases if p), held=held), stale
+    return Restricted(Plan(phases=tuple(p for p in phases if p), held=held), stale)
 
 
-def defer(the_plan: Plan, waiting: Set[str]) -> tuple[Plan, list[Operation]]:
+class Deferred(NamedTuple):
+    plan: Plan  # what may be sent now
+    deferred: list[Operation]  # operations on objects whose escrow retry is not due yet
+
+
+def defer(the_plan: Plan, waiting: Set[str]) -> Deferred:
     """Hold back operations on objects whose escrow backoff has not run out yet."""
     if not waiting:
-        return the_plan, []
+        return Deferred(the_plan, [])
     deferred = [op for op in the_plan.operations if object_id(op) in waiting]
     phases = tuple(
         kept
         for phase in the_plan.phases
         if (kept := tuple(op for op in phase if object_id(op) not in waiting))
     )
-    return Plan(phases=phases, held=the_plan.held), deferred
+    return Deferred(Plan(phases=phases, held=the_plan.held), deferred)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.core.decode import MAX_VALUE_LENGTH, clean_text, decode_delta_user
 from syncd.core.records import (
@@ -18,6 +18,17 @@ from syncd.core.records import (
     UserSnapshot,
 )
 
+
+class FoldedUsers(NamedTuple):
+    snapshot: UserSnapshot
+    problems: list[Problem]
+
+
+class FoldedGroups(NamedTuple):
+    snapshot: GroupSnapshot
+    problems: list[Problem]
+
+
 PRESENT = Presence.PRESENT
 RECYCLED = Presence.RECYCLED
 DELETED = Presence.DELETED
@@ -27,7 +38,7 @@ def fold_users(
     previous: Mapping[str, Entry[DirectoryUser]],
     objects: Mapping[str, Mapping[str, Any]],
     removed: Mapping[str, Presence],
-) -> tuple[UserSnapshot, list[Problem]]:
+) -> FoldedUsers:
     """The user snapshot after an incremental delta round (full rounds: FullUserRound).
 
     Such a round carries only changed properties, merged over what the snapshot holds. A
@@ -45,7 +56,7 @@ def fold_users(
         was = result.get(object_id)
         if was is not None:
             result[object_id] = Entry(was.record, presence)
-    return result, problems
+    return FoldedUsers(result, problems)
 
 
 class FullUserRound:
@@ -107,7 +118,7 @@ def fold_groups(
     removed: Mapping[str, Presence],
     *,
     full: bool,
-) -> tuple[GroupSnapshot, list[Problem]]:
+) -> FoldedGroups:
     """The group snapshot after one delta round (members@delta adds and removes)."""
     problems: list[Problem] = []
     result: GroupSnapshot = {} if full else dict(previous)
@@ -128,7 +139,7 @@ def fold_groups(
         for object_id, (group, was_presence) in previous.items():
             if object_id not in result and was_presence is not DELETED:
                 result[object_id] = Entry(group, DELETED)
-    return result, problems
+    return FoldedGroups(result, problems)
 
 
 def _fold_group(

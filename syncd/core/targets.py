@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.core.attrs import PackedAttrs
 from syncd.core.ledger import LedgerUser
@@ -28,6 +28,14 @@ class GroupTarget:
 
     display_name: str
     members: frozenset[str] = frozenset()
+
+
+class Targets(NamedTuple):
+    """Desired Learnster state: a target per user and per tag, and what was wrong on the way."""
+
+    users: dict[str, UserTarget]
+    groups: dict[str, GroupTarget]
+    problems: list[Problem]
 
 
 def members_within(members: frozenset[str], allowed: AbstractSet[str]) -> frozenset[str]:
@@ -66,7 +74,7 @@ def build_targets(
     report_for: AbstractSet[str] | None = None,
     member_candidates: AbstractSet[str] | None = None,
     consume: bool = False,
-) -> tuple[dict[str, UserTarget], dict[str, GroupTarget], list[Problem]]:
+) -> Targets:
     """Desired Learnster state from the snapshot: mapped users, soft deletes, tags.
 
     Mapping problems are returned for ``report_for`` only (None: everyone), so an unchanged
@@ -119,4 +127,4 @@ def build_targets(
         )
         for gid in scope.groups
     }
-    return targets, group_targets, problems
+    return Targets(targets, group_targets, problems)

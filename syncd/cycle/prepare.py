@@ -40,17 +40,23 @@ class PlanningInputs:
         return self.linked_users is not None
 
 
-def prepare(
-    state: State, read: DirectoryRead, config: Config
-) -> tuple[DirectoryRead, PlanningInputs]:
+@dataclass
+class Prepared:
+    """The read to plan from (widened to the whole snapshot if need be) and its inputs."""
+
+    read: DirectoryRead
+    inputs: PlanningInputs
+
+
+def prepare(state: State, read: DirectoryRead, config: Config) -> Prepared:
     """The planning inputs for ``read``; the read itself is widened to the whole snapshot
     when a slice cannot settle the plan (a UPN clash with a record outside it)."""
     if read.incremental:
         inputs = incremental_inputs(state, read)
         if inputs is not None:
-            return read, inputs
+            return Prepared(read, inputs)
         read = refold_fully(state, read)
-    return read, whole_directory_inputs(state, read, config)
+    return Prepared(read, whole_directory_inputs(state, read, config))
 
 
 def whole_directory_inputs(state: State, read: DirectoryRead, config: Config) -> PlanningInputs:

@@ -84,11 +84,10 @@ async def read_directory(
         user_problems = streamed.problems
         changed_users = set(streamed.users) | streamed.failed
     else:
-        users, user_problems = fold_users(
-            previous_users, rounds[USERS].objects, rounds[USERS].removed
-        )
+        folded = fold_users(previous_users, rounds[USERS].objects, rounds[USERS].removed)
+        users, user_problems = folded.snapshot, folded.problems
         changed_users = set(rounds[USERS].objects)
-    groups, group_problems = fold_groups(
+    groups = fold_groups(
         previous_groups,
         rounds[GROUPS].objects,
         rounds[GROUPS].removed,
@@ -96,10 +95,10 @@ async def read_directory(
     )
     return DirectoryRead(
         users=users,
-        groups=groups,
+        groups=groups.snapshot,
         links=links_after,
         full=is_full,
-        problems=[*user_problems, *group_problems],
+        problems=[*user_problems, *groups.problems],
         changed_users=changed_users,
         errors=errors,
         incremental=incremental,

@@ -138,7 +138,8 @@ class _Cycle:
             return
         if not self.dry_run:
             self.state.ledger.set_converged(None)
-        read, inputs = prepare(self.state, read, self.config)
+        prepared = prepare(self.state, read, self.config)
+        read, inputs = prepared.read, prepared.inputs
         self.report.incremental = inputs.incremental
         self.report.labels = labels_of(read.users, read.groups)
         saves = self._snapshot_saves(read)
@@ -204,7 +205,7 @@ class _Cycle:
     def _plan(self, read: DirectoryRead, inputs: PlanningInputs, saves: _Saves) -> None:
         config, report = self.config, self.report
         cpu = time.process_time()
-        user_targets, group_targets, problems = build_targets(
+        targets = build_targets(
             read.users,
             read.groups,
             inputs.scope,
@@ -214,23 +215,25 @@ class _Cycle:
             member_candidates=inputs.member_candidates,
             consume=not self.dry_run and not saves.pieces,
         )
-        report.problems.extend(problems)
+        report.problems.extend(targets.problems)
         for problem in report.problems:
             (log.error if problem.severity == "error" else log.warning)("%s", problem)
         report.plan = plan(
-            user_targets,
+            targets.users,
             inputs.ledger_users,
-            group_targets,
+            targets.groups,
             inputs.ledger_groups,
             self._plan_options(read),
             linked_users=inputs.linked_users,
             linked_count=inputs.linked_count,
         )
         if self.request.approved is not None:
-            report.plan, report.stale = restrict_plan(report.plan, self.request.approved)
+            restricted = restrict_plan(report.plan, self.request.approved)
+            report.plan, report.stale = restricted.plan, restricted.stale
         if not self.dry_run:
-            report.plan, deferred = defer(report.plan, self.state.ledger.deferred(self.now))
-            for op in deferred:
+            deferral = defer(report.plan, self.state.ledger.deferred(self.now))
+            report.plan = deferral.plan
+            for op in deferral.deferred:
                 report.count(op.kind, Outcome.DEFERRED)
         report.held = len(report.plan.held)
         report.planned_counts = report.plan.counts()
