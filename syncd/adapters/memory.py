@@ -262,7 +262,9 @@ class MemoryRunLog:
     def finish(
         self, run_id: int, counts: Mapping[str, Mapping[str, int]], exit_code: int, message: str
     ) -> None:
-        run = self._runs[run_id]
+        run = self._runs.get(run_id)
+        if run is None:  # as SQLite's UPDATE of no row: nothing to finish
+            return
         self._runs[run_id] = Run(
             run.id,
             run.started_at,
