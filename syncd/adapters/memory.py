@@ -9,16 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from syncd.adapters.policy import LOG_KEEP_DAYS, escrow_delay, guard_state
 from syncd.core.ledger import LedgerGroup, LedgerUser
 from syncd.core.records import GroupSnapshot, Presence, UserSnapshot, user_name_key
 from syncd.ports import Escrow, LogEntry, LogLine, Run
 
+T = TypeVar("T")
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _limit(rows: list[T], limit: int) -> list[T]:
+    """The first ``limit`` rows, as SQL's LIMIT takes them: a negative limit is none."""
+    return rows if limit < 0 else rows[:limit]
 
 
 class MemorySnapshot:
@@ -277,7 +284,7 @@ class MemoryRunLog:
         )
 
     def recent(self, limit: int = 10) -> list[Run]:
-        return [self._runs[rid] for rid in sorted(self._runs, reverse=True)[:limit]]
+        return [self._runs[rid] for rid in _limit(sorted(self._runs, reverse=True), limit)]
 
     def append(self, run_id: int, entries: Iterable[LogLine]) -> None:
         now = _now().replace(tzinfo=None)
@@ -286,7 +293,7 @@ class MemoryRunLog:
 
     def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
         wanted = [e for e in self._log if not object_key or object_key in (e.object_id, e.label)]
-        return wanted[::-1][:limit]
+        return _limit(wanted[::-1], limit)
 
     def guard(self) -> dict[str, Any] | None:
         return dict(self._guard) if self._guard else None
