@@ -289,7 +289,10 @@ class MemoryRunLog:
     def append(self, run_id: int, entries: Iterable[LogLine]) -> None:
         now = _now().replace(tzinfo=None)
         for line in entries:
-            self._log.append(LogEntry(len(self._log) + 1, run_id, now, *line))
+            # one more than the largest id, as SQLite numbers rows: pruning never reuses an id
+            # a remaining line has
+            next_id = self._log[-1].id + 1 if self._log else 1
+            self._log.append(LogEntry(next_id, run_id, now, *line))
 
     def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
         wanted = [e for e in self._log if not object_key or object_key in (e.object_id, e.label)]
