@@ -255,7 +255,7 @@ class MemoryRunLog:
         self._runs: dict[int, Run] = {}
         self._log: list[LogEntry] = []
         self._guard: dict[str, Any] | None = None
-        self._health: dict[str, Any] | None = None
+        self._health: str | None = None  # JSON, as SQLite keeps it: same copies, same types
 
     def start(self, mode: str, dry_run: bool) -> int:
         now = _now().replace(tzinfo=None)
@@ -305,10 +305,13 @@ class MemoryRunLog:
         self._guard = guard_state(self._guard, held, message, now)
 
     def health(self) -> dict[str, Any] | None:
-        return dict(self._health) if self._health else None
+        if self._health is None:
+            return None
+        state: dict[str, Any] = json.loads(self._health)
+        return state
 
     def set_health(self, state: Mapping[str, Any]) -> None:
-        self._health = dict(state)
+        self._health = json.dumps(dict(state))
 
 
 class MemoryStore:
