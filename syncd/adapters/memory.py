@@ -104,6 +104,11 @@ class MemorySnapshot:
         return {"snapshot_users": len(self._users), "snapshot_groups": len(self._groups)}
 
 
+def _copy(entry: LedgerUser) -> LedgerUser:
+    """A LedgerUser of its own (its ``scim_id`` can be set), as SQLite reads one from a row."""
+    return LedgerUser(entry.scim_id, attrs_json=entry.attrs_json)
+
+
 class MemoryLedger:
     """LedgerRepository in dicts."""
 
@@ -117,10 +122,10 @@ class MemoryLedger:
         self._in_doubt: list[str] = []
 
     def users(self) -> dict[str, LedgerUser]:
-        return {gid: entry for gid, (entry, _) in self._users.items()}
+        return {gid: _copy(entry) for gid, (entry, _) in self._users.items()}
 
     def users_for(self, ids: Iterable[str]) -> dict[str, LedgerUser]:
-        return {gid: self._users[gid][0] for gid in ids if gid in self._users}
+        return {gid: _copy(self._users[gid][0]) for gid in ids if gid in self._users}
 
     def scim_ids(self) -> dict[str, str]:
         return {gid: entry.scim_id for gid, (entry, _) in self._users.items()}
@@ -154,7 +159,7 @@ class MemoryLedger:
 
     def put_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
         was_adopted = self._users[graph_id][1] if graph_id in self._users else adopted
-        self._users[graph_id] = (entry, was_adopted)
+        self._users[graph_id] = (_copy(entry), was_adopted)
         self._intents.pop(graph_id, None)
         self._escrows.pop(graph_id, None)
 

@@ -94,6 +94,20 @@ def test_put_user_again_replaces_the_acknowledged_entry(ledger: LedgerRepository
     assert ledger.user_count() == 1
 
 
+def test_entries_put_and_handed_out_are_not_shared_with_the_ledger(
+    ledger: LedgerRepository,
+) -> None:
+    entry = linked("s-ann", title="Ann")
+    ledger.put_user("ann", entry)
+    entry.scim_id = "s-changed"
+    ledger.users()["ann"].scim_id = "s-changed"
+    ledger.users_for(["ann"])["ann"].scim_id = "s-changed"
+    ledger.attrs_of("ann")["title"] = "Changed"
+
+    assert ledger.users() == {"ann": linked("s-ann", title="Ann")}
+    assert ledger.graph_id_of("s-ann") == "ann"
+
+
 def test_put_user_clears_that_users_escrow_and_create_intent(ledger: LedgerRepository) -> None:
     for uid in ("ann", "bob"):
         ledger.record_intent(uid, f"{uid}@x.example")
