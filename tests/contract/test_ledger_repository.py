@@ -331,10 +331,10 @@ def test_converged_keeps_the_last_fingerprint(ledger: LedgerRepository) -> None:
 def test_groups_in_doubt_are_kept_sorted_and_an_empty_set_clears(
     ledger: LedgerRepository,
 ) -> None:
-    ledger.set_groups_in_doubt({"tag-b", "tag-c", "tag-a"})
+    ledger.set_groups_in_doubt(["tag-b", "tag-c", "tag-a"])
     assert ledger.groups_in_doubt() == ["tag-a", "tag-b", "tag-c"]
 
-    ledger.set_groups_in_doubt(iter(["tag-z"]))
+    ledger.set_groups_in_doubt({"tag-z"})
     assert ledger.groups_in_doubt() == ["tag-z"]
 
     ledger.set_groups_in_doubt([])
