@@ -28,10 +28,10 @@ from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.learnster import FakeLearnster
 from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
+from tests.helpers import CORE, run
 from tests.test_sync_e2e import assert_user_matches
 
 DATA = Path(__file__).parent / "data"
-CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
@@ -58,10 +58,6 @@ def test_retry_after_http_date() -> None:
     waited = parse_retry_after(when, now=now)
     assert waited is not None
     assert 6 <= waited <= 7
-
-
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
 
 
 def test_throttling_is_retried_honouring_retry_after() -> None:
