@@ -1,11 +1,9 @@
-"""Faults, crashes and upgrades lose nothing and duplicate no one (issue 6)."""
+"""The state database: schema upgrades and refusals, missing tables, log retention, index use."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,11 +12,8 @@ import pytest
 
 from syncd.adapters.sqlite import SCHEMA_VERSION, Store
 from syncd.adapters.sqlite.sql import get_meta
-from syncd.errors import ExitCode
-from tests.conftest import Harness
 
 DATA = Path(__file__).parent / "data"
-PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def test_an_upgrade_from_schema_1_keeps_links_escrows_and_delta_links(tmp_path: Path) -> None:
@@ -79,64 +74,6 @@ def test_the_store_knows_every_table_the_schema_defines() -> None:
     from syncd.adapters.sqlite import schema
 
     assert sqlite.TABLES == schema.TABLES
-
-
-_OPEN_AND_REPORT = """
-import sys
-import syncd.app.cli
-from syncd.adapters.sqlite import Store
-
-store = Store(sys.argv[1])
-store.ledger.set_converged("probe")
-store.close()
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel")))
-"""
-
-
-def test_a_cycle_on_an_existing_database_does_not_load_sqlalchemy(tmp_path: Path) -> None:
-    # SQLAlchemy is a third of a small cycle's start-up; only creating tables needs it.
-    database = tmp_path / "state.db"
-    Store(str(database)).close()
-    done = subprocess.run(
-        [sys.executable, "-c", _OPEN_AND_REPORT, str(database)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
-    with sqlite3.connect(database) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'converged'").fetchone() == ("probe",)
-
-
-_SYNC_AND_REPORT = """
-import json, sys
-from syncd.app.cli import main
-code = main(["sync", "--json", "--config", sys.argv[1]])
-heavy = ("rich", "sqlalchemy", "sqlmodel", "tenacity", "prometheus_client")
-print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules} & set(heavy))]), file=sys.stderr)
-"""
-
-
-def test_a_delta_sync_with_json_output_loads_only_what_it_needs(
-    make_harness: Callable[..., Harness],
-) -> None:
-    # Start-up is a tenth of a small delta cycle: no progress bars, tables, ORM or retry
-    # machinery unless they are used.
-    h = make_harness(users=20)
-    assert h.sync().exit_code == ExitCode.OK
-    user = next(u for u in h.graph.users if u.get("accountEnabled"))
-    h.graph.update_user(user["id"], jobTitle="Light start")
-    done = subprocess.run(
-        [sys.executable, "-c", _SYNC_AND_REPORT, str(h.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
-    assert json.loads(done.stdout)["scim_requests"] == {"PATCH /Users": 1}
-    assert (code, loaded) == (0, [])
 
 
 def test_a_database_missing_a_table_gets_it_back(tmp_path: Path) -> None:

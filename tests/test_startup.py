@@ -1,0 +1,71 @@
+"""What a cycle imports: no ORM on an existing database, nothing heavy for a --json delta."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from syncd.adapters.sqlite import Store
+from syncd.errors import ExitCode
+from tests.conftest import Harness
+
+_OPEN_AND_REPORT = """
+import sys
+import syncd.app.cli
+from syncd.adapters.sqlite import Store
+
+store = Store(sys.argv[1])
+store.ledger.set_converged("probe")
+store.close()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel")))
+"""
+
+
+def test_a_cycle_on_an_existing_database_does_not_load_sqlalchemy(tmp_path: Path) -> None:
+    # SQLAlchemy is a third of a small cycle's start-up; only creating tables needs it.
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_REPORT, str(database)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'converged'").fetchone() == ("probe",)
+
+
+_SYNC_AND_REPORT = """
+import json, sys
+from syncd.app.cli import main
+code = main(["sync", "--json", "--config", sys.argv[1]])
+heavy = ("rich", "sqlalchemy", "sqlmodel", "tenacity", "prometheus_client")
+print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules} & set(heavy))]), file=sys.stderr)
+"""
+
+
+def test_a_delta_sync_with_json_output_loads_only_what_it_needs(
+    make_harness: Callable[..., Harness],
+) -> None:
+    # Start-up is a tenth of a small delta cycle: no progress bars, tables, ORM or retry
+    # machinery unless they are used.
+    h = make_harness(users=20)
+    assert h.sync().exit_code == ExitCode.OK
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Light start")
+    done = subprocess.run(
+        [sys.executable, "-c", _SYNC_AND_REPORT, str(h.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert json.loads(done.stdout)["scim_requests"] == {"PATCH /Users": 1}
+    assert (code, loaded) == (0, [])
