@@ -1,4 +1,4 @@
-"""The pure folds of Graph delta rounds into the snapshot: table tests."""
+"""The pure folds of Graph delta rounds into the snapshot: table tests and properties."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.core.decode import merge_delta_object
 from syncd.core.records import (
@@ -576,3 +578,72 @@ def test_fold_groups(
 ) -> None:
     round_ = delta_round(objects)
     assert fold_groups(previous, round_.objects, round_.removed, full=full) == (expected, problems)
+
+
+# Properties over small random snapshots and rounds
+
+IDS = ["u1", "u2", "u3", "u4"]
+presences = st.sampled_from(list(Presence))
+user_records = st.builds(
+    user,
+    st.sampled_from(IDS),
+    st.sampled_from(["a@x.example", "b@x.example"]),
+    jobTitle=st.sampled_from(["", "Engineer", "Boss"]),
+)
+user_snapshots = st.lists(st.tuples(user_records, presences), max_size=4).map(
+    lambda entries: snapshot(*entries)
+)
+user_objects = st.fixed_dictionaries(
+    {"id": st.sampled_from(IDS)},
+    optional={
+        "userPrincipalName": st.sampled_from(["a@x.example", "not an address", None]),
+        "jobTitle": st.sampled_from(["Architect", None, 7]),
+        "accountEnabled": st.booleans(),
+    },
+)
+removals = st.builds(removed, st.sampled_from(IDS), st.sampled_from(["changed", "deleted"]))
+group_snapshots = st.lists(
+    st.tuples(
+        st.builds(group, st.sampled_from(["g1", "g2"]), st.sampled_from(["Sales", "Support"])),
+        presences,
+    ),
+    max_size=2,
+).map(lambda entries: snapshot(*entries))
+
+
+@settings(max_examples=200, deadline=None)
+@given(user_snapshots, group_snapshots)
+def test_folding_an_empty_round_changes_nothing(users: UserSnapshot, groups: GroupSnapshot) -> None:
+    assert fold_users(users, {}, {}) == (users, [])
+    assert fold_groups(groups, {}, {}, full=False) == (groups, [])
+    assert FullUserRound().finish(users, complete=False) == users
+
+
+@settings(max_examples=300, deadline=None)
+@given(user_snapshots, st.lists(user_objects, max_size=6))
+def test_without_removals_a_delta_round_removes_no_one(
+    previous: UserSnapshot, objects: list[dict[str, Any]]
+) -> None:
+    round_ = delta_round(objects)
+    folded, _ = fold_users(previous, round_.objects, round_.removed)
+    assert folded.keys() >= previous.keys()
+    for uid, entry in previous.items():
+        if entry.present:
+            assert folded[uid].present
+
+
+@settings(max_examples=300, deadline=None)
+@given(user_snapshots, st.lists(st.one_of(user_objects, removals), max_size=6), st.booleans())
+def test_a_present_user_is_removed_only_by_a_removal_or_a_complete_round_missing_it(
+    previous: UserSnapshot, objects: list[dict[str, Any]], complete: bool
+) -> None:
+    round_ = FullUserRound()
+    for obj in objects:
+        round_.add(obj)
+    folded = round_.finish(previous, complete=complete)
+    in_round = {obj["id"] for obj in objects}
+    removed_in_round = {obj["id"] for obj in objects if "@removed" in obj}
+    for uid, entry in previous.items():
+        if entry.present and not folded[uid].present:
+            assert complete
+            assert uid in removed_in_round or uid not in in_round
