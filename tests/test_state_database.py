@@ -12,6 +12,7 @@ import pytest
 
 from syncd.adapters.sqlite import SCHEMA_VERSION, Store
 from syncd.adapters.sqlite.sql import get_meta
+from syncd.core.ledger import LedgerUser
 
 DATA = Path(__file__).parent / "data"
 
@@ -147,3 +148,22 @@ def test_the_reports_of_a_hire_or_leaver_are_found_through_an_index(tmp_path: Pa
         assert "USING INDEX ix_snapshot_user_manager" in plan
     finally:
         store.close()
+
+
+def test_an_escrow_another_process_wrote_is_cleared_by_the_next_acknowledgement(
+    tmp_path: Path,
+) -> None:
+    """The ledger remembers which ids are in escrow; what another cycle escrowed after this
+    store opened (it waits for the lock) is read again when the lock is taken."""
+    database = str(tmp_path / "state.db")
+    waiting = Store(database)
+    other = Store(database)
+    try:
+        other.ledger.escrow("u1", "user", "a@x.example", "create_user", "rejected")
+        with waiting.lock():
+            waiting.ledger.put_user("u1", LedgerUser("scim-1", {"userName": "a@x.example"}))
+            assert waiting.ledger.escrows() == []
+        assert other.ledger.escrows() == []
+    finally:
+        waiting.close()
+        other.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,11 @@ class SqliteLedger:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._escrowed = {row[0] for row in db.execute("SELECT object_id FROM escrow")}
+        # The ids in escrow, so that an acknowledgement costs no DELETE when there is none to
+        # clear (most). Read again when the cycle's lock is taken (another process may have
+        # escrowed since) and after a transaction that failed.
+        self._escrowed: set[str] = set()
+        self.reload()
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -72,7 +77,7 @@ class SqliteLedger:
         return {r[0] for r in in_chunks(self._db, sql, ids)}
 
     def put_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
-        with self._db:
+        with self._transaction():
             self._db.execute(
                 "INSERT INTO ledger_user (graph_id, scim_id, attrs, adopted, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(graph_id) DO UPDATE SET "
@@ -84,7 +89,7 @@ class SqliteLedger:
 
     def drop_user(self, graph_id: str) -> None:
         """Forget a user's link (deleted in Learnster) and its memberships."""
-        with self._db:
+        with self._transaction():
             self._db.execute("DELETE FROM ledger_user WHERE graph_id = ?", (graph_id,))
             self._db.execute("DELETE FROM ledger_member WHERE user_id = ?", (graph_id,))
             self._clear_escrow(graph_id)
@@ -115,7 +120,7 @@ class SqliteLedger:
 
     def put_group(self, graph_id: str, scim_id: str, display_name: str) -> None:
         """Record a created, adopted or renamed group."""
-        with self._db:
+        with self._transaction():
             self._db.execute(
                 "INSERT INTO ledger_group (graph_id, scim_id, display_name, updated_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(graph_id) DO UPDATE SET "
@@ -126,7 +131,7 @@ class SqliteLedger:
             self._clear_escrow(graph_id)
 
     def add_members(self, graph_id: str, user_ids: Iterable[str]) -> None:
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "INSERT OR IGNORE INTO ledger_member (group_id, user_id) VALUES (?, ?)",
                 [(graph_id, uid) for uid in user_ids],
@@ -134,7 +139,7 @@ class SqliteLedger:
             self._clear_escrow(graph_id)
 
     def remove_members(self, graph_id: str, user_ids: Iterable[str]) -> None:
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "DELETE FROM ledger_member WHERE group_id = ? AND user_id = ?",
                 [(graph_id, uid) for uid in user_ids],
@@ -142,20 +147,35 @@ class SqliteLedger:
             self._clear_escrow(graph_id)
 
     def drop_group(self, graph_id: str) -> None:
-        with self._db:
+        with self._transaction():
             self._db.execute("DELETE FROM ledger_group WHERE graph_id = ?", (graph_id,))
             self._db.execute("DELETE FROM ledger_member WHERE group_id = ?", (graph_id,))
             self._clear_escrow(graph_id)
 
     def forget_links(self) -> None:
         """Forget every Learnster id: the next cycle re-matches users by userName."""
-        with self._db:
+        with self._transaction():
             for table in ("ledger_user", "ledger_group", "ledger_member"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
 
     # -- escrow and create intents -------------------------------------------------------------
 
+    def reload(self) -> None:
+        """Forget what this connection remembers of other writers' work (the escrowed ids)."""
+        self._escrowed = {row[0] for row in self._db.execute("SELECT object_id FROM escrow")}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; if it does not commit, the escrowed ids are read again."""
+        try:
+            with self._db:
+                yield
+        except BaseException:
+            self.reload()
+            raise
+
     def _clear_escrow(self, object_id: str) -> None:
+        """Inside the caller's transaction (which reloads the ids if it fails)."""
         if object_id in self._escrowed:
             self._db.execute("DELETE FROM escrow WHERE object_id = ?", (object_id,))
             self._escrowed.discard(object_id)
@@ -171,7 +191,7 @@ class SqliteLedger:
         now: datetime | None = None,
     ) -> None:
         now = now or utcnow()
-        with self._db:
+        with self._transaction():
             row = self._db.execute(
                 "SELECT attempts, first_failed_at FROM escrow WHERE object_id = ?", (object_id,)
             ).fetchone()
@@ -222,13 +242,13 @@ class SqliteLedger:
         ]
 
     def clear_escrows(self) -> None:
-        with self._db:
+        with self._transaction():
             self._db.execute("DELETE FROM escrow")
         self._escrowed.clear()
 
     def record_intent(self, graph_id: str, user_name: str) -> None:
         """Before a create: if we crash after Learnster acts, the next cycle knows to match."""
-        with self._db:
+        with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO create_intent (graph_id, user_name, at) VALUES (?, ?, ?)",
                 (graph_id, user_name, sql_now()),

@@ -144,6 +144,7 @@ class Store:
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
+            self.ledger.reload()  # what another cycle did before we held the lock
             yield
         finally:
             os.close(fd)
