@@ -10,6 +10,20 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any, NamedTuple, Protocol
 
+from syncd.fakes.org_data import (
+    CODES,
+    DEPARTMENTS,
+    EDGE_NAMES,
+    FIRST,
+    INVALID_PHONES,
+    LAST,
+    OFFICES,
+    PROJECTS,
+    TITLES,
+    Office,
+)
+from syncd.fakes.phones import digits, group3, phones_of
+
 __all__ = ["Organisation", "generate_organisation"]
 
 
@@ -34,125 +48,6 @@ class Organisation:
         return next(g for g in self.groups if g["id"] == group_id)
 
 
-class _Office(NamedTuple):
-    location: str
-    street: str
-    city: str
-    postal_code: str
-    state: str | None
-    country: str
-    country_code: str
-    language: str
-    company: str
-    weight: int
-    area_code: str  # national trunk-less area code used for landlines
-
-
-_OFFICES: tuple[_Office, ...] = (
-    _Office("Stockholm HQ", "Kungsgatan 12", "Stockholm", "111 43", None, "Sweden", "SE", "sv-SE",
-            "Contoso AB", 30, "8"),
-    _Office("Göteborg", "Kungsportsavenyen 21", "Göteborg", "411 36", None, "Sweden", "SE",
-            "sv-SE", "Contoso AB", 12, "31"),
-    _Office("Malmö", "Stortorget 3", "Malmö", "211 22", None, "Sweden", "SE", "sv-SE",
-            "Contoso AB", 8, "40"),
-    _Office("Oslo", "Karl Johans gate 16", "Oslo", "0154", None, "Norway", "NO", "nb-NO",
-            "Contoso AS", 10, "22"),
-    _Office("København", "Vesterbrogade 8", "København V", "1620", None, "Denmark", "DK", "da-DK",
-            "Contoso ApS", 8, "33"),
-    _Office("Helsinki", "Mannerheimintie 14", "Helsinki", "00100", None, "Finland", "FI", "fi-FI",
-            "Contoso Oy", 7, "9"),
-    _Office("London", "12 Finsbury Square", "London", "EC2A 1AS", None, "United Kingdom", "GB",
-            "en-GB", "Contoso Ltd", 10, "20"),
-    _Office("New York", "350 Fifth Avenue", "New York", "10118", "NY", "United States", "US",
-            "en-US", "Contoso Inc.", 9, "212"),
-    _Office("Berlin", "Friedrichstraße 68", "Berlin", "10117", None, "Germany", "DE", "de-DE",
-            "Contoso GmbH", 6, "30"),
-)  # fmt: skip
-
-_FIRST: dict[str, tuple[str, ...]] = {
-    "SE": ("Anna", "Erik", "Maria", "Lars", "Karin", "Johan", "Åsa", "Björn", "Märta", "Göran",
-           "Linnéa", "Oskar", "Elin", "Måns", "Ingrid", "Per", "Sofia", "Nils", "Frida", "Anders",
-           "Ebba", "Gustav", "Maja", "Olof", "Sara", "Ulrika", "Hampus", "Tove", "Kjell", "Agnes",
-           "Jöns", "Ann-Sofie", "Karl-Johan", "Lovisa", "Viktor", "Ylva"),
-    "NO": ("Ola", "Kari", "Øystein", "Ingrid", "Håkon", "Sigrid", "Bjørn", "Solveig", "Åse",
-           "Torstein", "Ragnhild", "Eirik", "Marit", "Jørgen", "Synnøve"),
-    "DK": ("Søren", "Mette", "Jens", "Anne", "Mads", "Freja", "Rasmus", "Ida", "Niels", "Signe",
-           "Bjørk", "Jørn", "Kirsten", "Asbjørn"),
-    "FI": ("Mikko", "Aino", "Jukka", "Päivi", "Ville", "Sanna", "Tuomas", "Elina", "Jyrki",
-           "Kaisa", "Tiina", "Jaana", "Väinö", "Eeva-Liisa"),
-    "GB": ("Oliver", "Amelia", "Siân", "Rhys", "Charlotte", "Harry", "Niamh", "Aoife", "George",
-           "Emily", "Mary-Jane", "Eóin"),
-    "US": ("James", "Mary", "Michael", "Jennifer", "DeShawn", "José", "María", "Emily", "Tyler",
-           "Ashley", "Jo Ann", "Brandon"),
-    "DE": ("Jürgen", "Sabine", "Lukas", "Sophie", "Jörg", "Katharina", "Maximilian", "Lena",
-           "Hans-Peter", "Björn"),
-    "INT": ("Zoë", "François", "Chloé", "Ahmed", "Fatima", "Mohammed", "Aïsha", "Dmitrij",
-            "Zeynep", "Wei", "Priya", "Ngozi", "Łukasz", "Agnieszka", "Thảo", "Jean-Luc", "Noémie",
-            "Ioana", "Renée", "Kenji"),
-}  # fmt: skip
-
-_LAST: dict[str, tuple[str, ...]] = {
-    "SE": ("Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson",
-           "Persson", "Svensson", "Gustafsson", "Lindqvist", "Berg", "Åberg", "Sjöström",
-           "Löfgren", "Ström", "Ekström", "Bäckström", "Håkansson", "Öberg", "Lundgren", "Holm",
-           "Björk", "Nyström", "Lindström-Ek", "af Klint", "von Essen", "Wåhlin"),
-    "NO": ("Hansen", "Johansen", "Olsen", "Larsen", "Ødegaard", "Bakke", "Haugen", "Sæther",
-           "Dahl", "Kristiansen", "Lie", "Bråten", "Strøm-Nilsen"),
-    "DK": ("Jensen", "Nielsen", "Hansen", "Pedersen", "Sørensen", "Rasmussen", "Møller", "Kjær",
-           "Thomsen", "Poulsen", "Østergaard"),
-    "FI": ("Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Koskinen", "Järvinen",
-           "Lehtonen", "Heikkilä", "Saarinen"),
-    "GB": ("Smith", "Jones", "O'Brien", "Taylor", "Davies", "Evans", "Brown", "Wilson",
-           "Smith-Jones", "MacDonald", "O'Connor", "Ap Rhys"),
-    "US": ("Johnson", "Williams", "Garcia", "Rodriguez", "Martinez", "Nguyen", "D'Angelo", "Kim",
-           "Patel", "Washington", "St. James"),
-    "DE": ("Müller", "Schmidt", "Schneider", "Fischer", "Weiß", "Groß", "Schäfer", "Köhler",
-           "Bauer", "Hoffmann"),
-    "INT": ("Nguyễn", "Kowalski", "Wiśniewska", "Yılmaz", "Al-Sayed", "Dubois", "Le Goff",
-            "García Márquez", "Chen", "Ivanova", "Okafor", "Çelik", "Đorđević", "N'Diaye",
-            "Dvořák", "Sánchez", "Papadopoulos", "𠮷田"),
-}  # fmt: skip
-
-# Names that downstream code must survive; each org of a reasonable size gets all of them.
-_EDGE_NAMES: tuple[tuple[str, str, str], ...] = (
-    ("Siobhán", "O'Sullivan", "GB"),
-    ("Anna-Karin", "Lindström-Ek", "SE"),
-    ("Kenji", "𠮷田", "INT"),
-    ("Øyvind", "Ødegård", "NO"),
-    ("Zoë", "Ångström", "SE"),
-)
-
-_DEPARTMENTS: tuple[str, ...] = (
-    "Engineering", "Sales", "Marketing", "Finance", "Human Resources", "Customer Success",
-    "Operations", "Legal & Compliance", "IT", "Product", "Kundtjänst", "Research & Development",
-)  # fmt: skip
-
-_TITLES: dict[str, tuple[str, ...]] = {
-    "Engineering": ("Software Engineer", "Senior Software Engineer", "Systemutvecklare",
-                    "Site Reliability Engineer", "QA Engineer", "Staff Engineer"),
-    "Sales": ("Account Executive", "Key Account Manager", "Säljare", "Sales Development Rep"),
-    "Marketing": ("Marketing Specialist", "Content Writer", "Brand Designer", "SEO Specialist"),
-    "Finance": ("Accountant", "Ekonomiassistent", "Financial Controller", "Payroll Specialist"),
-    "Human Resources": ("HR Partner", "Recruiter", "HR-specialist", "People Coordinator"),
-    "Customer Success": ("Customer Success Manager", "Support Engineer", "Onboarding Specialist"),
-    "Operations": ("Operations Analyst", "Logistics Coordinator", "Facilities Coordinator"),
-    "Legal & Compliance": ("Legal Counsel", "Compliance Officer", "Paralegal", "Jurist"),
-    "IT": ("IT Technician", "System Administrator", "IT-tekniker", "Service Desk Agent"),
-    "Product": ("Product Manager", "UX Designer", "Product Owner", "UX Researcher"),
-    "Kundtjänst": ("Kundtjänstmedarbetare", "Kundrådgivare", "Teamkoordinator"),
-    "Research & Development": ("Research Scientist", "Lab Technician", "Forskningsingenjör"),
-}  # fmt: skip
-
-_PROJECTS: tuple[str, ...] = (
-    "Aurora", "Borealis", "Fjällräv", "Älgen", "Midnattssol", "Nordstjärnan", "Kraken", "Valkyrie",
-    "Odin", "Freja", "Skärgården", "Tundra", "Glacier", "Fika Club", "Innovation Lab",
-    "Safety Committee", "Mentoring Programme", "Green Team", "Onboarding 2025", "Hackathon",
-    "ERP Migration", "Café Crew", "Zürich Pilot", "Ω Initiative", "Data Guild", "Security Champions",
-)  # fmt: skip
-
-_CODES = {o.country: o.country_code for o in _OFFICES}
-_INVALID_PHONES: tuple[str, ...] = ("12", "n/a", "-", "+46", "070-12", "ext. 4411", "0000")
-
 _FOLD = str.maketrans(
     {"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "đ": "d", "Đ": "D", "ł": "l",
      "Ł": "L", "þ": "th", "ı": "i", "œ": "oe"}
@@ -170,72 +65,7 @@ def _uuid(rng: Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _digits(rng: Random, n: int) -> str:
-    return str(rng.randrange(10**n)).zfill(n)
-
-
-def _group3(d: str) -> str:
-    """Space digits the Nordic way: 12345678 -> 123 456 78, 1234567 -> 123 45 67."""
-    if len(d) == 8:
-        return f"{d[:3]} {d[3:6]} {d[6:]}"
-    if len(d) == 7:
-        return f"{d[:3]} {d[3:5]} {d[5:]}"
-    return f"{d[:2]} {d[2:4]} {d[4:]}"
-
-
-def _work_phone(rng: Random, office: _Office) -> str:
-    """A landline in the office's country, international or national format."""
-    cc, area = office.country_code, office.area_code
-    intl = rng.random() < 0.5
-    if cc == "SE":
-        sub = _digits(rng, 8 if area == "8" else 7)
-        sub = str(rng.randint(1, 9)) + sub[1:]
-        return f"+46 {area} {_group3(sub)}" if intl else f"0{area}-{_group3(sub)}"
-    if cc in ("NO", "DK"):
-        sub = f"{area[:2]} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}"
-        return f"+{47 if cc == 'NO' else 45} {sub}" if intl else sub
-    if cc == "FI":
-        sub = f"{rng.randint(2000, 8999)} {_digits(rng, 4)}"
-        return f"+358 {area} {sub}" if intl else f"0{area} {sub}"
-    if cc == "GB":
-        sub = f"7946 {_digits(rng, 4)}"
-        return f"+44 {area} {sub}" if intl else f"0{area} {sub}"
-    if cc == "US":
-        line = f"555-01{_digits(rng, 2)}"
-        return f"+1 {area}-{line}" if intl else f"({area}) {line}"
-    sub = f"{rng.randint(2, 9)}{_digits(rng, 7)}"
-    return f"+49 {area} {sub}" if intl else f"0{area} {sub}"
-
-
-def _mobile_phone(rng: Random, office: _Office) -> str:
-    """A mobile number in the office's country, international or national format."""
-    cc = office.country_code
-    intl = rng.random() < 0.4
-    if cc == "SE":
-        prefix = rng.choice(("70", "72", "73", "76"))
-        sub = _group3(_digits(rng, 7))
-        return f"+46 {prefix} {sub}" if intl else f"0{prefix}-{sub}"
-    if cc == "NO":
-        sub = f"{rng.choice('49')}{_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 3)}"
-        return f"+47 {sub}" if intl else sub
-    if cc == "DK":
-        sub = f"{rng.randint(20, 31)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}"
-        return f"+45 {sub}" if intl else sub
-    if cc == "FI":
-        sub = f"{_digits(rng, 3)} {_digits(rng, 4)}"
-        return f"+358 40 {sub}" if intl else f"040 {sub}"
-    if cc == "GB":
-        prefix = rng.choice(("7400", "7710", "7800", "7900", "7960"))
-        sub = _digits(rng, 6)
-        return f"+44 {prefix} {sub}" if intl else f"0{prefix} {sub}"
-    if cc == "US":
-        line = f"555-01{_digits(rng, 2)}"
-        return f"+1 917-{line}" if intl else f"(917) {line}"
-    sub = f"{rng.randint(2, 9)}{_digits(rng, 7)}"
-    return f"+49 151 {sub}" if intl else f"0151 {sub}"
-
-
-def _pick_weighted(rng: Random, offices: Sequence[_Office], cum: Sequence[int]) -> _Office:
+def _pick_weighted(rng: Random, offices: Sequence[Office], cum: Sequence[int]) -> Office:
     return rng.choices(offices, cum_weights=cum, k=1)[0]
 
 
@@ -286,7 +116,7 @@ def generate_organisation(
         return Organisation([], [], domain)
 
     n_depts = max(3, min(10, users // 25))
-    departments = list(_DEPARTMENTS[:n_depts])
+    departments = list(DEPARTMENTS[:n_depts])
     parents = _build_tree(rng, users, min(n_depts, users - 1) or 1)
     reports = [0] * users
     depth = [0] * users
@@ -294,7 +124,7 @@ def generate_organisation(
         reports[parents[i]] += 1
         depth[i] = depth[parents[i]] + 1
 
-    offices = _OFFICES
+    offices = OFFICES
     cum: list[int] = []
     total = 0
     for o in offices:
@@ -303,14 +133,12 @@ def generate_organisation(
 
     ids = [_uuid(rng) for _ in range(users)]
     dept_of: list[str] = [""] * users
-    office_of: list[_Office | None] = [None] * users
+    office_of: list[Office | None] = [None] * users
     taken: set[str] = set()
     edge_slots: dict[int, tuple[str, str, str]] = {}
     if users >= 20:
         # deterministic but scattered positions for the hard names (not the CEO)
-        for pos, name in zip(
-            rng.sample(range(1, users), len(_EDGE_NAMES)), _EDGE_NAMES, strict=True
-        ):
+        for pos, name in zip(rng.sample(range(1, users), len(EDGE_NAMES)), EDGE_NAMES, strict=True):
             edge_slots[pos] = name
 
     result: list[dict[str, Any]] = []
@@ -347,7 +175,7 @@ class _Place(NamedTuple):
     reports: int
     depth: int
     dept: str
-    office: _Office
+    office: Office
     remote: bool
 
 
@@ -374,7 +202,7 @@ def _make_user(
         mail = upn
 
     title = _job_title(rng, i, place, service)
-    business, mobile = _phones(rng, office)
+    business, mobile = phones_of(rng, office)
 
     country = office.country_code if rng.random() < 0.1 else office.country
     lang_roll = rng.random()
@@ -401,21 +229,21 @@ def _make_user(
         "department": dept,
         "employeeId": None if rng.random() < 0.05 else f"E{100000 + i}",
         "preferredLanguage": language,
-        "faxNumber": f"+46 8 {_group3(_digits(rng, 8))}" if rng.random() < 0.02 else None,
+        "faxNumber": f"+46 8 {group3(digits(rng, 8))}" if rng.random() < 0.02 else None,
         "managerId": ids[place.parent] if place.parent >= 0 else None,
     }
 
 
 def _user_names(
-    rng: Random, i: int, office: _Office, edge: tuple[str, str, str] | None
+    rng: Random, i: int, office: Office, edge: tuple[str, str, str] | None
 ) -> tuple[bool, str, str | None, str | None, str]:
     """Whether person ``i`` is a service mailbox, its displayName, givenName, surname, UPN base."""
     if edge is not None:
         given, surname, _ = edge
     else:
         region = office.country_code if rng.random() < 0.75 else "INT"
-        given = rng.choice(_FIRST[region])
-        surname = rng.choice(_LAST[region])
+        given = rng.choice(FIRST[region])
+        surname = rng.choice(LAST[region])
     service = edge is None and i != 0 and rng.random() < 0.01
     if service:
         # shared/service mailboxes have a display name and nothing else
@@ -452,27 +280,10 @@ def _job_title(rng: Random, i: int, place: _Place, service: bool) -> str | None:
     elif place.reports > 0:
         title = rng.choice((f"{dept} Manager", "Team Lead", "Gruppchef", "Manager"))
     else:
-        title = rng.choice(_TITLES.get(dept, ("Specialist",)))
+        title = rng.choice(TITLES.get(dept, ("Specialist",)))
     if service or (i != 0 and rng.random() < 0.03):
         title = None
     return title
-
-
-def _phones(rng: Random, office: _Office) -> tuple[list[str], str | None]:
-    """``businessPhones`` and ``mobilePhone``: missing, well formed or (rarely) garbage."""
-    business: list[str] = []
-    r = rng.random()
-    if r < 0.015:
-        business = [rng.choice(_INVALID_PHONES)]
-    elif r < 0.77:
-        business = [_work_phone(rng, office)]
-    mobile: str | None = None
-    r = rng.random()
-    if r < 0.01:
-        mobile = rng.choice(_INVALID_PHONES)
-    elif r < 0.56:
-        mobile = _mobile_phone(rng, office)
-    return business, mobile
 
 
 # Quirks every org of 50+ users must show at least once, so small test orgs exercise them.
@@ -485,10 +296,10 @@ _QUIRKS: tuple[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]]
         lambda u: u.update(businessPhones=[], mobilePhone=None),
     ),
     (
-        lambda u: any(p in _INVALID_PHONES for p in u["businessPhones"]),
+        lambda u: any(p in INVALID_PHONES for p in u["businessPhones"]),
         lambda u: u.update(businessPhones=["n/a"]),
     ),
-    (lambda u: len(u["country"]) == 2, lambda u: u.update(country=_CODES[u["country"]])),
+    (lambda u: len(u["country"]) == 2, lambda u: u.update(country=CODES[u["country"]])),
 )
 
 
@@ -512,7 +323,7 @@ def _make_groups(
     rng: Random,
     users: list[dict[str, Any]],
     dept_of: list[str],
-    office_of: list[_Office | None],
+    office_of: list[Office | None],
     groups: int | None,
     per_user: float,
     domain: str,
@@ -565,7 +376,7 @@ def _fixed_groups(
     users: list[dict[str, Any]],
     ids: list[str],
     dept_of: list[str],
-    office_of: list[_Office | None],
+    office_of: list[Office | None],
     new_group: _NewGroup,
 ) -> list[dict[str, Any]]:
     """One group per department and per office, the leadership team and the nested groups."""
@@ -622,8 +433,8 @@ def _project_groups(
     scale = budget / sum(weights)
     projects: list[dict[str, Any]] = []
     for k in range(n_projects):
-        word = _PROJECTS[k % len(_PROJECTS)]
-        round_no = k // len(_PROJECTS)
+        word = PROJECTS[k % len(PROJECTS)]
+        round_no = k // len(PROJECTS)
         name = f"Project {word}" + (f" {round_no + 1}" if round_no else "")
         kind = "unified" if rng.random() < 0.3 else "security"
         desc = None if rng.random() < 0.2 else f"Members of {name}"
