@@ -1,7 +1,7 @@
 """SCIM compliance of the fake Learnster: scim2-tester against it, and its schemas vs scim2-models.
 
 Every scim2-tester check must pass except the named ones below, each failing because of one of
-Learnster's documented rules (listed in ``syncd/fakes/learnster.py``'s module docstring).
+Learnster's documented rules (listed in the module docstring of ``syncd/fakes/learnster/__init__.py``).
 """
 
 from __future__ import annotations

@@ -58,15 +58,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _copy_json(value: Any) -> Any:
-    # Faster than copy.deepcopy for plain JSON data.
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
-
-
 def _content(resource: Resource) -> Resource:
     return {k: v for k, v in resource.items() if k != "meta"}
 
