@@ -71,6 +71,10 @@ class SyncConfig:
     max_deletion_percent: int = 50
     phone_default_region: str = ""
     member_batch_size: int = 100
+    match_by: tuple[str, ...] = ("userName",)  # matching precedence for adopting users
+
+
+MATCH_ATTRIBUTES = ("userName", "emails")
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,23 @@ def _sync_section(data: Mapping[str, Any], source: str) -> SyncConfig:
         ),
         phone_default_region=region,
         member_batch_size=_int(sync, "member_batch_size", 100, "sync", source, low=1, high=1000),
+        match_by=_match_by(sync, source),
     )
+
+
+def _match_by(sync: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    value = sync.get("match_by", ["userName"])
+    shown = ", ".join(f'"{a}"' for a in MATCH_ATTRIBUTES)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: [sync] match_by must be a list of attributes ({shown})")
+    for attribute in value:
+        if attribute not in MATCH_ATTRIBUTES:
+            raise ConfigError(
+                f"{source}: [sync] match_by: {attribute!r} is not a matching attribute ({shown})"
+            )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{source}: [sync] match_by names an attribute twice")
+    return tuple(value)
 
 
 def _schedule_section(data: Mapping[str, Any], source: str) -> ScheduleConfig:

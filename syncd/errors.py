@@ -180,3 +180,7 @@ class BadResponseError(ScimError):
 
 class AlreadyLinked(ScimError):
     """The Learnster user that matches is already linked to another directory user."""
+
+
+class AmbiguousMatch(ScimError):
+    """More than one Learnster user matches one directory user: neither is adopted."""

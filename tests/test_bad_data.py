@@ -75,11 +75,11 @@ CASES = [
     Case("no id", {"id": None}, "skipped", "id"),
     Case("id a number", {"id": 42}, "skipped", "id"),
     Case(
-        "guest UPN #EXT#",
+        "guest UPN #EXT#: sent without it, as Entra does",
         {"userPrincipalName": "ann_gmail.com#EXT#@contoso.example"},
         "sent",
         USER_NAME,
-        "ann_gmail.com#EXT#@contoso.example",
+        "ann_gmail.com@contoso.example",
     ),
     Case(
         "UPN with whitespace around",

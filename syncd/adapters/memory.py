@@ -137,6 +137,10 @@ class MemoryLedger:
     def graph_id_of(self, scim_id: str) -> str | None:
         return next((g for g, (e, _) in self._users.items() if e.scim_id == scim_id), None)
 
+    def graph_ids_of(self, scim_ids: Iterable[str]) -> dict[str, str]:
+        wanted = set(scim_ids)
+        return {e.scim_id: g for g, (e, _) in self._users.items() if e.scim_id in wanted}
+
     def attrs_of(self, graph_id: str) -> dict[str, Any] | None:
         found = self._users.get(graph_id)
         return found[0].attrs if found else None

@@ -17,7 +17,7 @@ import httpx
 from syncd import __version__
 from syncd.adapters.transport import Pacer, SendWatch, environment_proxy, parse_retry_after
 from syncd.config import Config, learnster_token
-from syncd.core.messages import PATCH_SCHEMA
+from syncd.core.messages import PATCH_SCHEMA, work_email_key
 from syncd.core.records import user_name_key
 from syncd.credentials import Secret, tls_verify
 from syncd.errors import (
@@ -341,6 +341,17 @@ class ScimSink:
                 return resource
         return None
 
+    async def find_users_by_email(self, address: str) -> list[dict[str, Any]]:
+        """The Learnster users whose work e-mail is ``address`` (case-insensitively)."""
+        quoted = _scim_filter_string(address)
+        params = {"filter": f'emails[type eq "work" and value eq {quoted}]'}
+        response = await self._request("GET", "/Users", params=params)
+        return [
+            resource
+            for resource in self._list_resources("GET /Users", response)
+            if work_email_key(resource) == user_name_key(address)
+        ]
+
     async def iter_users(self, page_size: int = LIST_PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
         async for resource in self._iter("/Users", page_size):
             yield resource
@@ -384,6 +395,15 @@ class ScimSink:
         await self._patch(
             _resource_path("Groups", scim_id), operations, params={"excludedAttributes": "members"}
         )
+
+    async def group_members(self, scim_id: str) -> list[str]:
+        """The Learnster ids of a tag's members, read once (RFC 7644 §3.9: only ``members``)."""
+        path = _resource_path("Groups", scim_id)
+        response = await self._request("GET", path, params={"attributes": "members"})
+        members = self._resource("GET", path, response).get("members") or []
+        if not isinstance(members, list):
+            raise BadResponseError(f"GET {path}: members is not a list")
+        return [str(m["value"]) for m in members if isinstance(m, Mapping) and m.get("value")]
 
     async def delete_group(self, scim_id: str) -> None:
         await self._request("DELETE", _resource_path("Groups", scim_id))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.core.ledger import LedgerGroup, LedgerUser
-from syncd.core.mapping import ACTIVE, MANAGER, MOBILE_PHONE, WORK_PHONE
+from syncd.core.mapping import MANAGER, learnster_keeps
 from syncd.core.messages import flatten_user_resource
 from syncd.ports import ScimTarget
 
@@ -23,15 +23,6 @@ class Drift:
     found: Any
 
 
-def expected_in_learnster(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """What Learnster holds after accepting ``attrs``: only the first phone number survives."""
-    expected = dict(attrs)
-    if WORK_PHONE in expected:
-        expected.pop(MOBILE_PHONE, None)
-    expected.setdefault(ACTIVE, True)
-    return expected
-
-
 def compare_user(
     graph_id: str,
     sent: Mapping[str, Any],
@@ -44,7 +35,7 @@ def compare_user(
     found = flatten_user_resource(resource)
     if MANAGER in found:
         found[MANAGER] = graph_id_of.get(found[MANAGER], found[MANAGER])
-    expected = expected_in_learnster(sent)
+    expected = learnster_keeps(sent)
     drifts = []
     for path in sorted(set(expected) | set(found)):
         if path not in expected:

@@ -143,7 +143,15 @@ def _scope(
 async def _apply(config: Config, store: Store, report: CycleReport) -> None:
     async with ScimSink.from_config(config) as sink:
         run_id = store.runs.start("provision", False)
-        applier = Applier(sink, store.ledger, store.runs, report.labels, run_id=run_id)
+        applier = Applier(
+            sink,
+            store.ledger,
+            store.runs,
+            report.labels,
+            run_id=run_id,
+            match_by=config.sync.match_by,
+            batch_size=config.sync.member_batch_size,
+        )
         result = await applier.apply(list(report.plan.phases), config.learnster.max_concurrency)
         report.absorb(result)
         if result.stopped is not None:

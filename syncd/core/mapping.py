@@ -13,7 +13,12 @@ from typing import Any
 
 import phonenumbers
 
-from syncd.core.records import USER_STRING_PROPERTIES, DirectoryUser, Problem
+from syncd.core.records import (
+    USER_STRING_PROPERTIES,
+    DirectoryUser,
+    Problem,
+    learnster_user_name,
+)
 
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -153,6 +158,8 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
             continue
         if prop == "businessPhones":
             value = user.business_phones[0] if user.business_phones else ""
+        elif prop == "userPrincipalName":
+            value = learnster_user_name(properties.get(prop, ""))
         else:
             value = properties.get(prop, "")
         if not value:
@@ -181,3 +188,13 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
         flat[MANAGER] = user.manager_id
     flat[ACTIVE] = user.account_enabled
     return flat, problems
+
+
+def learnster_keeps(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What Learnster holds after accepting ``attrs``: only the first phone number survives
+    (work before mobile), and a user is active unless told otherwise."""
+    kept = dict(attrs)
+    if WORK_PHONE in kept:
+        kept.pop(MOBILE_PHONE, None)
+    kept.setdefault(ACTIVE, True)
+    return kept

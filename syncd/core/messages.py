@@ -24,6 +24,7 @@ from syncd.core.mapping import (
     TITLE,
     USER_NAME,
 )
+from syncd.core.records import user_name_key
 
 CORE_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -269,3 +270,35 @@ def remove_member_operation(member_id: str) -> dict[str, Any]:
 def rename_operation(display_name: str) -> dict[str, Any]:
     """The PATCH operation that renames a tag."""
     return {"op": "replace", "path": "displayName", "value": display_name}
+
+
+def work_email_key(resource: Mapping[str, Any]) -> str | None:
+    """A SCIM user's work e-mail as matching compares it (case-insensitively), if it has one."""
+    for element in resource.get("emails") or ():
+        if isinstance(element, Mapping) and element.get("type") == "work":
+            value = element.get("value")
+            if isinstance(value, str) and value:
+                return user_name_key(value)
+    return None
+
+
+def member_patches(
+    add_ids: list[str], remove_ids: list[str], batch_size: int
+) -> list[list[dict[str, Any]]]:
+    """The PATCH bodies' operations that add and remove these Learnster users of a tag, at most
+    ``batch_size`` members per request."""
+    patches: list[list[dict[str, Any]]] = [
+        [add_members_operation(add_ids[i : i + batch_size])]
+        for i in range(0, len(add_ids), batch_size)
+    ]
+    patches += [
+        [remove_member_operation(m) for m in remove_ids[i : i + batch_size]]
+        for i in range(0, len(remove_ids), batch_size)
+    ]
+    return patches
+
+
+def is_same_tag_name(held: str, sent: str) -> bool:
+    """Whether Learnster's tag name is the one sent: it adds " (2)" and so on to a name that
+    clashes with another tag's, which is not a change to undo."""
+    return held == sent or re.fullmatch(re.escape(sent) + r" \(\d+\)", held) is not None

@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     CREATED = "created"
     ADOPTED = "adopted"  # Learnster had it already: linked, and updated where it differed
     UPDATED = "updated"
+    UNCHANGED = "unchanged"  # Learnster held it already (an adopted tag): nothing sent
     DEACTIVATED = "deactivated"
     DELETED = "deleted"
     FAILED = "failed"  # escrowed, retried in a later cycle
@@ -81,6 +82,9 @@ class CreateGroup:
     # Members that ride in the POST: the part of the members that does not fill a whole
     # PATCH batch, so a new tag costs 1 + ⌊members ÷ batch size⌋ requests.
     user_ids: tuple[str, ...] = ()
+    # Every member the tag should have (the rest follow in AddMembers): what a tag Learnster
+    # already holds is made to match when it is adopted instead of created.
+    members: frozenset[str] = frozenset()
     kind: ClassVar[OperationKind] = OperationKind.CREATE_GROUP
 
 

@@ -212,7 +212,9 @@ def _plan_groups(
         if linked is None:
             adds = sorted(wanted)
             carried = len(adds) % batch
-            b.group_ops.append(CreateGroup(group_id, target.display_name, tuple(adds[:carried])))
+            b.group_ops.append(
+                CreateGroup(group_id, target.display_name, tuple(adds[:carried]), wanted)
+            )
             adds = adds[carried:]
             current: frozenset[str] = frozenset()
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ USER_STRING_PROPERTIES: tuple[str, ...] = (
     "preferredLanguage",
     "faxNumber",
     "usageLocation",  # ISO country code; tells which country a national phone number is in
+    "userType",  # "Member" or "Guest" (B2B)
 )
 USER_SELECT: tuple[str, ...] = ("id", "accountEnabled", "businessPhones", *USER_STRING_PROPERTIES)
 GROUP_SELECT: tuple[str, ...] = ("id", "displayName")
@@ -116,6 +118,11 @@ class DirectoryUser:
             unpacked["userPrincipalName"] = self.user_principal_name
         return unpacked
 
+    @property
+    def is_guest(self) -> bool:
+        """A B2B guest (``userType`` Guest)."""
+        return self.properties.get("userType", "").casefold() == "guest"
+
     def _key(self) -> tuple[Any, ...]:
         return (
             self.id,
@@ -188,13 +195,26 @@ class DirectoryGroup:
         )
 
 
+_GUEST_MARK = re.compile("#EXT#", re.IGNORECASE)
+
+
+def learnster_user_name(user_principal_name: str) -> str:
+    """The userName Learnster gets for a UPN: a B2B guest's ``#EXT#`` removed, as Entra does.
+
+    ``anna_fabrikam.com#EXT#@contoso.onmicrosoft.com`` becomes
+    ``anna_fabrikam.com@contoso.onmicrosoft.com``; any other UPN is sent as it is.
+    """
+    return _GUEST_MARK.sub("", user_principal_name)
+
+
 def user_name_key(user_name: str) -> str:
-    """The form in which two userNames (UPNs) are the same: Learnster compares them ignoring case.
+    """The form in which two userNames (or UPNs) are the same: Learnster compares them ignoring
+    case, and a guest's UPN names the userName without ``#EXT#``.
 
     The one definition, in Python and (through the snapshot's stored ``upn_key`` column) in SQL:
     full Unicode case folding, so "STRAßE@x" and "strasse@x" clash in both places alike.
     """
-    return user_name.casefold()
+    return learnster_user_name(user_name).casefold()
 
 
 class Presence(Enum):

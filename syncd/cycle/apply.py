@@ -6,14 +6,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.core.ledger import LedgerGroup
 from syncd.core.operations import CreateGroup, CreateUser, Operation, Outcome
 from syncd.cycle.handlers import Handlers
 from syncd.cycle.links import Links
-from syncd.cycle.matching import MATCH_BY_LISTING_ABOVE, Matcher
+from syncd.cycle.matching import BY_USER_NAME, MATCH_BY_LISTING_ABOVE, Matcher
 from syncd.cycle.tally import ApplyResult, Tally
 from syncd.errors import ScimError, StopCycle, Unreachable
 from syncd.ports import LedgerRepository, RunLog, ScimTarget
@@ -39,6 +39,8 @@ class Applier:
         now: datetime | None = None,
         groups: Mapping[str, LedgerGroup] | None = None,
         lazy: bool = False,
+        match_by: Sequence[str] = (BY_USER_NAME,),
+        batch_size: int = 100,
     ) -> None:
         self.target = target
         self.ledger = ledger
@@ -46,8 +48,10 @@ class Applier:
         self.progress = progress
         self.links = Links(ledger, groups, lazy=lazy)
         self.tally = Tally(ledger, runs, run_id, labels, now)
-        self.matcher = Matcher(target, self.links)
-        self.handlers = Handlers(target, self.links, self.matcher, self.tally, ledger.intents())
+        self.matcher = Matcher(target, self.links, match_by)
+        self.handlers = Handlers(
+            target, self.links, self.matcher, self.tally, ledger.intents(), batch_size
+        )
         self._done = 0
         self._total = 0
 

@@ -15,12 +15,14 @@ from typing import Any
 
 from syncd.core.attrs import as_dict
 from syncd.core.ledger import LedgerUser
-from syncd.core.mapping import MANAGER, USER_NAME
+from syncd.core.mapping import MANAGER, USER_NAME, learnster_keeps
 from syncd.core.messages import (
     add_members_operation,
     build_user_resource,
     flatten_user_resource,
     group_resource,
+    is_same_tag_name,
+    member_patches,
     remove_member_operation,
     rename_operation,
     user_patch_operations,
@@ -57,12 +59,14 @@ class Handlers:
         matcher: Matcher,
         tally: Tally,
         intents: Mapping[str, str],
+        batch_size: int = 100,
     ) -> None:
         self.target = target
         self.links = links
         self.matcher = matcher
         self.tally = tally
         self._intents = intents
+        self.batch_size = batch_size
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -71,9 +75,9 @@ class Handlers:
         user_name = str(attrs[USER_NAME])
         if op.user_id in self._intents and not self.matcher.listed:
             log.info("%s: a create was interrupted before; matching it first", user_name)
-        existing = await self.matcher.user(user_name)
-        if existing is not None:
-            await self._adopt_user(op, attrs, existing)
+        match = await self.matcher.user(attrs)
+        if match is not None:
+            await self._adopt_user(op, attrs, match.resource)
             return
         manager = attrs.get(MANAGER)
         manager_scim = self.links.resolve(manager) if manager else None
@@ -98,12 +102,17 @@ class Handlers:
     async def _adopt_user(
         self, op: CreateUser, attrs: dict[str, Any], existing: Mapping[str, Any]
     ) -> None:
-        """Link a user Learnster already has and update it to the mapped values."""
+        """Link a user Learnster already has and update it where it differs from the mapping.
+
+        Compared with what Learnster keeps of the mapped values (its first phone number only),
+        so a takeover does not PATCH what Learnster would drop again.
+        """
         current = flatten_user_resource(existing)
         if current.get(MANAGER):
             # Compare managers by Graph id: translate Learnster's manager id back if we know it.
             current[MANAGER] = self.links.graph_id_of(current[MANAGER]) or current[MANAGER]
-        ops = user_patch_operations(current, attrs, self.links.resolve, remove_missing=False)
+        wanted = learnster_keeps(attrs)
+        ops = user_patch_operations(current, wanted, self.links.resolve, remove_missing=False)
         sent = self._acknowledged(current, attrs)
         if ops:
             try:
@@ -164,23 +173,65 @@ class Handlers:
     # -- groups --------------------------------------------------------------------------------
 
     async def create_group(self, op: CreateGroup) -> None:
-        members = self.links.linked_members(op.user_ids)
         existing = self.matcher.unlinked_group(op.group_id)
-        if existing is not None:  # our own tag from an earlier life of the state database
-            scim_id = existing["id"]
-            ops: list[dict[str, Any]] = []
-            if existing.get("displayName") != op.display_name:
-                ops.append(rename_operation(op.display_name))
-            if members:
-                ops.append(add_members_operation(members.values()))
-            if ops:
-                await self.target.patch_group(scim_id, ops)
-            outcome = Outcome.ADOPTED
-        else:
-            resource = group_resource(op.display_name, op.group_id, members.values())
-            scim_id, outcome = (await self.target.create_group(resource))["id"], Outcome.CREATED
-        self.links.link_group(op.group_id, scim_id, op.display_name, members)
-        self.tally.outcome(op, outcome)
+        if existing is not None:  # a tag Entra (or an earlier state database) made
+            await self._adopt_group(op, existing)
+            return
+        members = self.links.linked_members(op.user_ids)
+        resource = group_resource(op.display_name, op.group_id, members.values())
+        created = await self.target.create_group(resource)
+        self.links.link_group(op.group_id, created["id"], op.display_name, members)
+        self.tally.outcome(op, Outcome.CREATED)
+
+    async def _adopt_group(self, op: CreateGroup, existing: Mapping[str, Any]) -> None:
+        """Link a tag Learnster holds and make it match: its members are read once, and only
+        the difference is sent. Members no directory user is linked to are left alone."""
+        scim_id = str(existing["id"])
+        held = await self.target.group_members(scim_id)
+        known = self.links.graph_ids_of(held)
+        if len(known) < len(held):
+            log.info(
+                "tag %s: %d members that are no linked directory user are left as they are",
+                op.display_name,
+                len(held) - len(known),
+            )
+        name = str(existing.get("displayName") or "")
+        same_name = is_same_tag_name(name, op.display_name)
+        self.links.link_group(
+            op.group_id, scim_id, op.display_name if same_name else name, known.values()
+        )
+        wanted = self.links.linked_members(op.members or op.user_ids)
+        current = set(known.values())
+        adds = [wanted[g] for g in sorted(wanted.keys() - current)]
+        removes = sorted(current - wanted.keys())
+        patches = member_patches(
+            adds, [self.links.resolve(g) or "" for g in removes], self.batch_size
+        )
+        if not same_name:
+            patches = [[rename_operation(op.display_name)], *patches]
+        for patch in patches:
+            await self.target.patch_group(scim_id, patch)
+            self._record_group_patch(op.group_id, patch, wanted, removes)
+        self.tally.outcome(op, Outcome.ADOPTED if patches else Outcome.UNCHANGED)
+
+    def _record_group_patch(
+        self,
+        graph_id: str,
+        patch: list[dict[str, Any]],
+        wanted: Mapping[str, str],
+        removes: list[str],
+    ) -> None:
+        """Into the ledger, what one acknowledged PATCH of an adopted tag did."""
+        by_scim = {sid: gid for gid, sid in wanted.items()}
+        removed_by_scim = {self.links.resolve(g): g for g in removes}
+        for operation in patch:
+            if operation["path"] == "displayName":
+                self.links.rename_group(graph_id, operation["value"])
+            elif operation["op"] == "add":
+                self.links.add_members(graph_id, [by_scim[m["value"]] for m in operation["value"]])
+            else:
+                scim_id = operation["path"].split('"')[1]
+                self.links.remove_members(graph_id, [removed_by_scim[scim_id]])
 
     async def create_group_empty(self, op: CreateGroup, exc: ScimError) -> None:
         """Learnster refused the members in a tag's POST: they must not keep the tag from
@@ -208,6 +259,11 @@ class Handlers:
         present = self.links.linked_members(op.user_ids) if linked is not None else {}
         if linked is None or not present:
             self.tally.outcome(op, Outcome.SKIPPED)  # the group's create failed: next cycle
+            return
+        # Those the tag holds already (it was adopted in this cycle) are not sent again.
+        present = {g: s for g, s in present.items() if g not in linked.members}
+        if not present:
+            self.tally.outcome(op, Outcome.UNCHANGED)
             return
         await self.target.patch_group(linked.scim_id, [add_members_operation(present.values())])
         self.links.add_members(op.group_id, present)

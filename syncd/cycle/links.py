@@ -97,6 +97,15 @@ class Links:
             self._graph_of_scim = {sid: gid for gid, sid in self._scim_ids.items()}
         return self._graph_of_scim.get(scim_id)
 
+    def graph_ids_of(self, scim_ids: Iterable[str]) -> dict[str, str]:
+        """Learnster id -> directory user, for those of ``scim_ids`` that are linked."""
+        if self.lazy:
+            return self.ledger.graph_ids_of(scim_ids)
+        if self._graph_of_scim is None:
+            self._graph_of_scim = {sid: gid for gid, sid in self._scim_ids.items()}
+        known = self._graph_of_scim
+        return {sid: known[sid] for sid in scim_ids if sid in known}
+
     def record_user(self, graph_id: str, entry: LedgerUser, *, adopted: bool = False) -> None:
         """Learnster acknowledged ``entry`` for ``graph_id``: into the ledger, now."""
         self._scim_ids[graph_id] = entry.scim_id

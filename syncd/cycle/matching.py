@@ -1,39 +1,64 @@
-"""Matching before create: what Learnster already holds that a directory user or group is."""
+"""Matching before create: what Learnster already holds that a directory user or group is.
+
+Users are matched by the attributes of ``[sync] match_by`` in order, like Entra's matching
+precedence: by userName, then (optionally) by work e-mail. A match that is not unique adopts
+no one; a Learnster user linked to another directory user is never taken over.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from syncd.core.mapping import USER_NAME, WORK_EMAIL
+from syncd.core.messages import work_email_key
 from syncd.core.records import user_name_key
 from syncd.cycle.links import Links
-from syncd.errors import AlreadyLinked
+from syncd.errors import AlreadyLinked, AmbiguousMatch
 from syncd.ports import ScimTarget
 
 # Above this many creates, list Learnster's users once instead of one lookup per create.
 MATCH_BY_LISTING_ABOVE = 20
+BY_USER_NAME = "userName"
+BY_EMAILS = "emails"
+
+
+@dataclass(frozen=True)
+class Match:
+    """A Learnster user a directory user is, and which attribute said so."""
+
+    resource: dict[str, Any]
+    by: str  # "userName" | "emails"
 
 
 class Matcher:
     """Finds the Learnster user or tag an operation is about, by listing once or looking up."""
 
-    def __init__(self, target: ScimTarget, links: Links) -> None:
+    def __init__(
+        self, target: ScimTarget, links: Links, match_by: Sequence[str] = (BY_USER_NAME,)
+    ) -> None:
         self._target = target
         self._links = links
-        self._users_by_name: dict[str, dict[str, Any]] | None = None
+        self._match_by = tuple(match_by)
+        self._by_name: dict[str, list[dict[str, Any]]] | None = None
+        self._by_email: dict[str, list[dict[str, Any]]] = {}
         self._unlinked_groups: dict[str, dict[str, Any]] = {}
 
     @property
     def listed(self) -> bool:
         """Whether Learnster's users were listed (no lookup per create)."""
-        return self._users_by_name is not None
+        return self._by_name is not None
 
     async def list_users(self) -> None:
-        self._users_by_name = {}
+        self._by_name, self._by_email = {}, {}
         async for resource in self._target.iter_users():
             name = resource.get("userName")
             if isinstance(name, str):
-                self._users_by_name[user_name_key(name)] = resource
+                self._by_name.setdefault(user_name_key(name), []).append(resource)
+            email = work_email_key(resource)
+            if email is not None and BY_EMAILS in self._match_by:
+                self._by_email.setdefault(email, []).append(resource)
 
     async def list_groups(self, linked_scim_ids: Iterable[str]) -> None:
         """Learnster's tags that no directory group is linked to, by externalId."""
@@ -44,19 +69,51 @@ class Matcher:
             if isinstance(external, str) and resource["id"] not in linked:
                 self._unlinked_groups[external] = resource
 
-    async def user(self, user_name: str) -> dict[str, Any] | None:
-        """The Learnster user with this userName, if any; one linked elsewhere is refused."""
-        if self._users_by_name is not None:
-            found = self._users_by_name.get(user_name_key(user_name))
-        else:
-            found = await self._target.find_user(user_name)
-        if found is not None and self._links.is_linked(found["id"]):
-            raise AlreadyLinked(
-                f"Learnster user {user_name!r} is already linked to another directory user",
-                status=409,
-                detail=f"userName {user_name!r} is already linked to another directory user",
-            )
-        return found
+    async def user(self, attrs: Mapping[str, Any]) -> Match | None:
+        """The Learnster user the flat user ``attrs`` is, by the first attribute that finds
+        one; None: create. Two candidates for one attribute adopt neither (AmbiguousMatch)."""
+        user_name = str(attrs[USER_NAME])
+        for attribute in self._match_by:
+            if attribute == BY_USER_NAME:
+                found = await self._by_user_name(user_name)
+            else:
+                email = attrs.get(WORK_EMAIL)
+                if not isinstance(email, str) or not email:
+                    continue
+                # Linked ones belong to another directory user: not candidates.
+                found = [r for r in await self._by_work_email(email) if not self._linked(r)]
+            if len(found) > 1:
+                ids = ", ".join(sorted(str(r["id"]) for r in found))
+                raise AmbiguousMatch(
+                    f"{user_name} matches {len(found)} Learnster users by {attribute} ({ids}): "
+                    "adopted neither, created nothing",
+                    detail=f"matches {len(found)} Learnster users by {attribute} ({ids}): "
+                    "adopted neither, created nothing",
+                )
+            if found:
+                if attribute == BY_USER_NAME and self._linked(found[0]):
+                    raise AlreadyLinked(
+                        f"Learnster user {user_name!r} is already linked to another directory user",
+                        status=409,
+                        detail=f"userName {user_name!r} is already linked to another directory "
+                        "user",
+                    )
+                return Match(found[0], attribute)
+        return None
+
+    def _linked(self, resource: Mapping[str, Any]) -> bool:
+        return self._links.is_linked(str(resource["id"]))
+
+    async def _by_user_name(self, user_name: str) -> list[dict[str, Any]]:
+        if self._by_name is not None:
+            return self._by_name.get(user_name_key(user_name), [])
+        found = await self._target.find_user(user_name)
+        return [found] if found is not None else []
+
+    async def _by_work_email(self, email: str) -> list[dict[str, Any]]:
+        if self._by_name is not None:
+            return self._by_email.get(user_name_key(email), [])
+        return await self._target.find_users_by_email(email)
 
     def unlinked_group(self, graph_id: str) -> dict[str, Any] | None:
         """A tag whose externalId is this group's id, that no directory group is linked to."""

@@ -275,6 +275,8 @@ class _Cycle:
                 now=self.now,
                 groups=inputs.ledger_groups,
                 lazy=inputs.incremental,
+                match_by=self.config.sync.match_by,
+                batch_size=self.config.sync.member_batch_size,
             )
             try:
                 await applier.apply(phases, self.config.learnster.max_concurrency, saves.pieces)

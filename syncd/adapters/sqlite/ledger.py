@@ -63,6 +63,10 @@ class SqliteLedger:
         ).fetchone()
         return str(row[0]) if row else None
 
+    def graph_ids_of(self, scim_ids: Iterable[str]) -> dict[str, str]:
+        sql = "SELECT scim_id, graph_id FROM ledger_user WHERE scim_id IN ({ids})"
+        return dict(in_chunks(self._db, sql, scim_ids))
+
     def attrs_of(self, graph_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
             "SELECT attrs FROM ledger_user WHERE graph_id = ?", (graph_id,)
