@@ -215,7 +215,8 @@ def _with_progress(
 def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int:
     store = Store(config.state_database)
     try:
-        report = asyncio.run(sync_once(config, store, CycleRequest(full=args.full, dry_run=True)))
+        request = CycleRequest(full=args.full, dry_run=True, preview_matching=True)
+        report = asyncio.run(sync_once(config, store, request))
     finally:
         store.close()
     document = report_to_json(report)

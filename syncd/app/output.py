@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.app.health import health_title
 from syncd.config import Config
-from syncd.core.operations import Operation, operation_to_json
+from syncd.core.operations import CreateUser, Operation, operation_to_json
+from syncd.cycle.preview import matching_counts
 from syncd.cycle.report import CycleReport
 from syncd.errors import ExitCode, Health
 
@@ -39,6 +40,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
             for p in report.problems
         ],
         "stale": report.stale,
+        "matching": _matching_counts(report),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "graph_requests": report.graph_requests,
         "scim_requests": report.scim_requests,
@@ -48,7 +50,16 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
 def _labelled(op: Operation, report: CycleReport) -> dict[str, Any]:
     data = operation_to_json(op)
     data["label"] = report.labels.get(data["object"], "")
+    if data["object"] in report.matching:
+        data["match"] = report.matching[data["object"]]
+    if data["object"] in report.guests:
+        data["guest"] = True
     return data
+
+
+def _matching_counts(report: CycleReport) -> dict[str, dict[str, int]]:
+    users = {op.user_id for op in report.plan.operations if isinstance(op, CreateUser)}
+    return matching_counts(report.matching, users)
 
 
 def _short(value: Any) -> str:
@@ -63,8 +74,12 @@ def print_plan(report: CycleReport, console: Console, title: str = "") -> None:
     title = title or f"Plan ({report.mode} read)"
     console.print(f"[bold]{title}: {len(report.plan)} operations[/]")
     for op in report.plan.operations:
-        data = operation_to_json(op)
-        label = f"{report.labels.get(data['object'], '?')} ({data['object']})"
+        data = _labelled(op, report)
+        label = f"{data['label'] or '?'} ({data['object']})"
+        if data.get("guest"):
+            label += " guest"
+        if "match" in data:
+            label += f" [{data['match']}]"
         if "attributes" in data:
             console.print(f"  {op.kind:<15} {label}", soft_wrap=True, markup=False)
             for path, value in sorted(data["attributes"].items()):
@@ -92,6 +107,9 @@ def print_plan(report: CycleReport, console: Console, title: str = "") -> None:
             )
     if report.plan.held:
         console.print(f"[yellow]{len(report.plan.held)} removals held by the deletion guard[/]")
+    for kind, counts in _matching_counts(report).items():
+        shown = ", ".join(f"{n} {how}" for how, n in counts.items())
+        console.print(f"Matching in Learnster, {kind}: {shown}", soft_wrap=True, markup=False)
 
 
 def print_report(report: CycleReport, console: Console) -> None:

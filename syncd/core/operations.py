@@ -187,8 +187,14 @@ def operation_to_json(op: Operation) -> dict[str, Any]:
     return data
 
 
+# What a saved plan says about an operation for its reader, not what the operation does.
+ANNOTATIONS = frozenset({"label", "match", "guest"})
+
+
 def _operation_key(data: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in data.items() if k != "label"}, sort_keys=True, default=str)
+    return json.dumps(
+        {k: v for k, v in data.items() if k not in ANNOTATIONS}, sort_keys=True, default=str
+    )
 
 
 class Restricted(NamedTuple):

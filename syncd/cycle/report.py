@@ -43,6 +43,9 @@ class CycleReport:
     planned_counts: dict[str, int] = field(default_factory=dict)  # operations by kind
     timings: dict[str, float] = field(default_factory=dict)  # CPU seconds by stage
     incremental: bool = False  # planned from the records the delta touched, not everything
+    # Dry runs: how each create will be matched in Learnster, and which users are guests.
+    matching: dict[str, str] = field(default_factory=dict)
+    guests: set[str] = field(default_factory=set)
 
     def count(self, kind: str, outcome: Outcome) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1

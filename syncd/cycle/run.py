@@ -20,6 +20,7 @@ from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier, Progress
 from syncd.cycle.prepare import PlanningInputs, prepare
+from syncd.cycle.preview import preview_matching
 from syncd.cycle.read import DirectoryRead, read_directory
 from syncd.cycle.report import CycleReport, Findings, verdict
 from syncd.cycle.tally import ApplyResult
@@ -39,6 +40,8 @@ class CycleRequest:
     # `syncd apply`: only operations of this reviewed plan that the fresh plan still contains
     approved: list[dict[str, Any]] | None = None
     now: datetime | None = None
+    # A dry run that also reads Learnster to show how each create will be matched (`plan`)
+    preview_matching: bool = False
 
 
 @dataclass
@@ -143,7 +146,13 @@ class _Cycle:
         self.report.incremental = inputs.incremental
         self.report.labels = labels_of(read.users, read.groups)
         saves = self._snapshot_saves(read)
+        if self.dry_run:  # for people reading the plan: who is a guest
+            self.report.guests = {uid for uid, e in read.users.items() if e.record.is_guest}
         self._plan(read, inputs, saves)
+        if self.dry_run and self.request.preview_matching:
+            self.report.matching = await preview_matching(
+                self.report.plan, self.open_target, self.state.ledger, self.config.sync.match_by
+            )
         if self.dry_run:
             return
         applied = await self._apply(read, inputs, saves)

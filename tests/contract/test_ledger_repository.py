@@ -75,6 +75,8 @@ def test_put_user_links_a_user_every_lookup_sees(ledger: LedgerRepository) -> No
     assert ledger.scim_ids() == {"ann": "s-ann", "bob": "s-bob"}
     assert (ledger.scim_id_of("ann"), ledger.scim_id_of("nobody")) == ("s-ann", None)
     assert (ledger.graph_id_of("s-bob"), ledger.graph_id_of("s-nobody")) == ("bob", None)
+    assert ledger.graph_ids_of(["s-bob", "s-nobody", "s-ann"]) == {"s-bob": "bob", "s-ann": "ann"}
+    assert ledger.graph_ids_of([]) == {}
     assert ledger.attrs_of("ann") == {"userName": "s-ann@x.example", "active": True, "title": "Ann"}
     assert ledger.attrs_of("nobody") is None
     assert ledger.user_count() == 2
@@ -90,6 +92,7 @@ def test_put_user_again_replaces_the_acknowledged_entry(ledger: LedgerRepository
     assert ledger.users() == {"ann": linked("s-new", title="New")}
     assert ledger.graph_id_of("s-old") is None
     assert ledger.graph_id_of("s-new") == "ann"
+    assert ledger.graph_ids_of(["s-old", "s-new"]) == {"s-new": "ann"}
     assert ledger.attrs_of("ann") == {"userName": "s-new@x.example", "title": "New"}
     assert ledger.user_count() == 1
 
