@@ -39,6 +39,42 @@ USER_STRING_PROPERTIES: tuple[str, ...] = (
 USER_SELECT: tuple[str, ...] = ("id", "accountEnabled", "businessPhones", *USER_STRING_PROPERTIES)
 GROUP_SELECT: tuple[str, ...] = ("id", "displayName")
 
+# Graph v1.0 user properties a scoping filter or the mapping may name (besides the
+# onPremisesExtensionAttributes and directory extensions, see is_user_attribute).
+GRAPH_USER_PROPERTIES: frozenset[str] = frozenset(
+    {
+        *USER_SELECT,
+        "ageGroup", "consentProvidedForMinor", "createdDateTime", "creationType",
+        "employeeHireDate", "employeeLeaveDateTime", "employeeType", "externalUserState",
+        "imAddresses", "legalAgeGroupClassification", "onPremisesDistinguishedName",
+        "onPremisesDomainName", "onPremisesImmutableId", "onPremisesSamAccountName",
+        "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "onPremisesUserPrincipalName",
+        "otherMails", "preferredDataLocation", "proxyAddresses", "showInAddressList",
+        "employeeOrgData.costCenter", "employeeOrgData.division",
+    }
+)  # fmt: skip
+_EXTENSION_ATTRIBUTE = re.compile(
+    r"onPremisesExtensionAttributes\.extensionAttribute(1[0-5]|[1-9])"
+)
+_DIRECTORY_EXTENSION = re.compile(r"extension_[0-9a-fA-F]{32}_[A-Za-z0-9_]+")
+
+
+def is_user_attribute(name: str) -> bool:
+    """Whether ``name`` is a Graph user property syncd can read: a property, one of the 15
+    onPremisesExtensionAttributes (``onPremisesExtensionAttributes.extensionAttribute7``) or a
+    directory extension (``extension_<appId without dashes>_<name>``)."""
+    return (
+        name in GRAPH_USER_PROPERTIES
+        or _EXTENSION_ATTRIBUTE.fullmatch(name) is not None
+        or _DIRECTORY_EXTENSION.fullmatch(name) is not None
+    )
+
+
+def selected_property(attribute: str) -> str:
+    """The property of a Graph ``$select`` that carries ``attribute`` (its first part)."""
+    return attribute.split(".", 1)[0]
+
+
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 
