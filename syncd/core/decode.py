@@ -146,8 +146,15 @@ def decode_user(obj: Mapping[str, Any]) -> Decoded:
         account_enabled=enabled,
         business_phones=tuple(phones),
         manager_id=manager_id,
+        extra={k: v for k, v in obj.items() if k not in _DECODED and not k.startswith("@")},
     )
     return result
+
+
+# Graph's keys decode_user reads itself; any other property selected is kept as ``extra``.
+_DECODED = frozenset(
+    {*USER_STRING_PROPERTIES, "id", "accountEnabled", "businessPhones", "manager", "manager@delta"}
+)
 
 
 def _manager_id(obj: Mapping[str, Any]) -> str | None:
@@ -174,6 +181,7 @@ def _graph_shape(user: DirectoryUser) -> dict[str, Any]:
     shaped["accountEnabled"] = user.account_enabled
     shaped["businessPhones"] = list(user.business_phones)
     shaped["manager"] = {"id": user.manager_id} if user.manager_id else None
+    shaped.update(user.extra)
     return shaped
 
 
