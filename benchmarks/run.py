@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import random
 import selectors
 import shutil
 import signal
@@ -35,8 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +44,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.tenant import GRAPH_TOKEN, LEARNSTER_TOKEN, change_users
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
-GRAPH_TOKEN = "bench-graph-token"
-LEARNSTER_TOKEN = "bench-learnster-token"
-BULK_CHUNK = 5000  # users per bulk-update request to the fake Graph
 
 err = Console(stderr=True, highlight=False)
 
@@ -417,44 +414,6 @@ def _sync(
     return run
 
 
-# ---------------------------------------------------------------------------- the tenant change
-
-
-def _http_json(url: str, *, method: str = "GET", body: Any = None, token: str | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=120) as response:
-        payload = response.read()
-    return json.loads(payload) if payload else None
-
-
-def _list_users(graph_url: str) -> Iterator[dict[str, Any]]:
-    url: str | None = f"{graph_url}/users?$select=id,jobTitle&$top=999"
-    while url:
-        page = _http_json(url, token=GRAPH_TOKEN)
-        yield from page["value"]
-        url = page.get("@odata.nextLink")
-
-
-def _change_users(graph_url: str, percent: float, seed: int) -> int:
-    """Give ``percent`` % of the users a new jobTitle through the fake's control API."""
-    users = list(_list_users(graph_url))
-    count = min(len(users), max(1 if percent > 0 else 0, round(len(users) * percent / 100)))
-    chosen = random.Random(seed).sample(users, count)
-    updates = [
-        {"id": u["id"], "jobTitle": f"{u.get('jobTitle') or 'Staff'} (benchmark {i})"}
-        for i, u in enumerate(chosen)
-    ]
-    control = graph_url.rsplit("/v1.0", 1)[0] + "/_fake/users/bulk-update"
-    for start in range(0, len(updates), BULK_CHUNK):
-        _http_json(control, method="POST", body=updates[start : start + BULK_CHUNK])
-    return count
-
-
 # ---------------------------------------------------------------------------- setup and report
 
 
@@ -732,9 +691,9 @@ def _change_description(args: argparse.Namespace) -> str:
 
 
 def _change_users_timed(graph_url: str, percent: float, seed: int) -> int:
-    """``_change_users``, and a line on stderr saying how many and how long it took."""
+    """``change_users``, and a line on stderr saying how many and how long it took."""
     started = time.perf_counter()
-    count = _change_users(graph_url, percent, seed)
+    count = change_users(graph_url, percent, seed)
     err.print(f"changed the jobTitle of {count:,} users ({time.perf_counter() - started:.1f} s)")
     return count
 
