@@ -7,6 +7,10 @@ temporary directory, and runs ``python -m syncd sync --json`` as a separate proc
 2. ``no-change`` - a delta cycle when nothing changed in Entra;
 3. ``changed``   - a delta cycle after ``--change-percent`` % of the users got a new jobTitle.
 
+With ``--takeover`` the initial cycle is followed instead by ``takeover`` and ``takeover-again``:
+a new state database takes over the Learnster it filled, after the directory drifted
+(``benchmarks/takeover.py``).
+
 Each run records wall and CPU seconds and the peak RSS of the syncd process (``os.wait4``), its
 exit code, the Graph and SCIM requests it reports, and the ideal time of its SCIM traffic
 (requests x latency / concurrency). The fakes' own CPU time is read from /proc when available.
@@ -44,6 +48,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import takeover
 from benchmarks.tenant import GRAPH_TOKEN, LEARNSTER_TOKEN, change_users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +65,7 @@ class BenchmarkError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    return _bench_parser(
+    p = _bench_parser(
         argparse.ArgumentParser(
             prog="python -m benchmarks.run",
             description="Benchmark syncd sync end to end against the fake tenants.",
@@ -70,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         repeat_help="run the changed cycle this many times (each with other users changed)",
         out_default=DEFAULT_OUT,
     )
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        help="instead of the no-change and changed cycles: a new state database takes over "
+        "the Learnster the initial cycle filled, after the directory drifted (takeover.py)",
+    )
+    return p
 
 
 def _bench_parser(
@@ -539,8 +551,9 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
     columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
     columns += ["ideal s", "wall/ideal", *(["Graph read CPU %"] if with_read else [])]
     columns += ["fake Graph CPU s", "fake Learnster CPU s"]
+    table.add_column(columns.pop(0), no_wrap=True)  # run: "takeover-again" in full
     for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right")
+        table.add_column(column, justify="right")
     for run in runs:
         read = [] if not with_read else [_fmt(_percent(run.graph_read_share), 0)]
         table.add_row(
@@ -698,6 +711,21 @@ def _change_users_timed(graph_url: str, percent: float, seed: int) -> int:
     return count
 
 
+def _steps(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The cycles of a bench (name, description); with ``--takeover`` only the first, after
+    which takeover.py runs its own."""
+    steps = [("initial", "first cycle: full read, every user and group created")]
+    if args.takeover:
+        return steps
+    changed = _change_description(args)
+    return [
+        *steps,
+        ("no-change", "delta cycle, nothing changed in Entra"),
+        ("changed", changed),
+        *((f"changed-{n}", changed) for n in range(2, args.repeat_changed + 1)),
+    ]
+
+
 def _benchmark(
     args: argparse.Namespace, workdir: Path, document: dict[str, Any]
 ) -> list[RunResult]:
@@ -713,24 +741,29 @@ def _benchmark(
         config_path = _write_config(workdir, graph.url, learnster.url, args.concurrency)
         env = _sync_env()
         _compile_syncd(env)
-        changed = _change_description(args)
-        steps = [
-            ("initial", "first cycle: full read, every user and group created"),
-            ("no-change", "delta cycle, nothing changed in Entra"),
-            ("changed", changed),
-            *((f"changed-{n}", changed) for n in range(2, args.repeat_changed + 1)),
-        ]
-        for name, description in steps:
-            if name.startswith("changed"):
-                repeat = int(name.partition("-")[2] or 1)
-                count = _change_users_timed(graph.url, args.change_percent, args.seed + repeat - 1)
-                document["changed_users"] = count
+
+        def cycle(name: str, description: str) -> RunResult:
             run = _sync(name, description, config_path, env, workdir, args, fakes)
             runs.append(run)
             if run.error:
                 raise BenchmarkError(f"syncd sync ({name}): {run.error}")
+            return run
+
+        for name, description in _steps(args):
+            if name.startswith("changed"):
+                repeat = int(name.partition("-")[2] or 1)
+                count = _change_users_timed(graph.url, args.change_percent, args.seed + repeat - 1)
+                document["changed_users"] = count
+            run = cycle(name, description)
             if name == "initial":
                 document["initial_writes"] = _write_bound(workdir / "state.db", run)
+        if args.takeover:
+            report = document["takeover"] = {}
+            urls = (graph.url, learnster.url)
+            try:
+                takeover.run_takeover(cycle, urls, workdir / "state.db", args, report)
+            except (OSError, ValueError, sqlite3.Error) as exc:  # a fake refused a change, ...
+                raise BenchmarkError(f"takeover: {exc}") from exc
     finally:
         for fake in reversed(fakes):
             _stop_fake(fake)
@@ -743,6 +776,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(
             "--users, --concurrency and --repeat-changed must be >= 1, --latency-ms >= 0"
         )
+    if args.takeover and (args.groups < 3 or args.repeat_changed != 1):
+        _parser().error("--takeover needs --groups >= 3 and runs no changed cycle")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     document = _new_document(args)
     workdir = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
@@ -762,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     writes = document.get("initial_writes")
     if writes:
         err.print(f"initial SCIM writes {_write_bound_text(writes)}")
+    takeover.print_checks(document.get("takeover", {}))
     err.print(f"results written to {args.out}")
     if status == 0 and any(run.exit_code != 0 for run in runs):
         status = 1
