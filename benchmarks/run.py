@@ -7,9 +7,8 @@ temporary directory, and runs ``python -m syncd sync --json`` as a separate proc
 2. ``no-change`` - a delta cycle when nothing changed in Entra;
 3. ``changed``   - a delta cycle after ``--change-percent`` % of the users got a new jobTitle.
 
-With ``--takeover`` the initial cycle is followed instead by ``takeover`` and ``takeover-again``:
-a new state database takes over the Learnster it filled, after the directory drifted
-(``benchmarks/takeover.py``).
+With ``--takeover``, ``takeover`` and ``takeover-again`` follow the initial cycle instead: a new
+state database takes over the Learnster it filled, after drift (``benchmarks/takeover.py``).
 
 Each run records wall and CPU seconds and the peak RSS of the syncd process (``os.wait4``), its
 exit code, the Graph and SCIM requests it reports, and the ideal time of its SCIM traffic
@@ -338,6 +337,27 @@ def _graph_read_cpu_seconds(report: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _check_alive(fakes: Sequence[Fake]) -> None:
+    for fake in fakes:
+        if fake.process.poll() is not None:
+            raise BenchmarkError(
+                f"fake {fake.name} died (exit {fake.process.returncode})\n"
+                f"{fake.stderr_tail()}".rstrip()
+            )
+
+
+def _run_error(
+    child: ChildResult, report: dict[str, Any] | None, stderr_path: Path, timeout: float
+) -> str | None:
+    """Why a syncd run gave no usable report (timed out, no JSON), or None."""
+    if child.timed_out:
+        return f"timed out after {timeout:g} s (killed)"
+    if report is None:
+        tail = "\n".join(stderr_path.read_text(errors="replace").splitlines()[-20:])
+        return f"no JSON report on stdout (exit {child.exit_code})\n{tail}".rstrip()
+    return None
+
+
 def _sync(
     name: str,
     description: str,
@@ -355,12 +375,7 @@ def _sync(
     (default: ``name``).
     """
     err.print(f"syncd sync ({label or name}) ...")
-    for fake in fakes:
-        if fake.process.poll() is not None:
-            raise BenchmarkError(
-                f"fake {fake.name} died (exit {fake.process.returncode})\n"
-                f"{fake.stderr_tail()}".rstrip()
-            )
+    _check_alive(fakes)
     cmd = [sys.executable, "-m", "syncd", "sync", "--json", "--config", str(config_path)]
     out_path = workdir / f"sync-{name}.stdout.json"
     err_path = workdir / f"sync-{name}.stderr.log"
@@ -372,12 +387,7 @@ def _sync(
         before, after = cpu_before[f.name], _proc_cpu_seconds(f.process.pid)
         fake_cpu[f.name] = None if before is None or after is None else round(after - before, 2)
     report = _parse_report(out_path)
-    error: str | None = None
-    if child.timed_out:
-        error = f"timed out after {args.run_timeout:g} s (killed)"
-    elif report is None:
-        tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-20:])
-        error = f"no JSON report on stdout (exit {child.exit_code})\n{tail}".rstrip()
+    error = _run_error(child, report, err_path, args.run_timeout)
     report = report or {}
 
     graph_requests = report.get("graph_requests")
@@ -712,8 +722,7 @@ def _change_users_timed(graph_url: str, percent: float, seed: int) -> int:
 
 
 def _steps(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The cycles of a bench (name, description); with ``--takeover`` only the first, after
-    which takeover.py runs its own."""
+    """The cycles of a bench (name, description); ``--takeover``: the first, then takeover.py's."""
     steps = [("initial", "first cycle: full read, every user and group created")]
     if args.takeover:
         return steps
