@@ -63,9 +63,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class Pushed:
     """What Learnster holds once the initial cycle filled it (from that cycle's ledger)."""
 
+    database: Path  # that ledger, set aside
     users: dict[str, str]  # Graph id -> Learnster id
     tags: dict[str, str]  # Graph id -> name
-    members: dict[str, set[str]]  # tag -> its members (Graph ids)
+    sizes: dict[str, int]  # tag -> how many members
+
+    def members(self, gid: str) -> set[str]:
+        """The members of a tag (Graph ids), read when needed: 500,000 at 100,000 users."""
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            query = "SELECT user_id FROM ledger_member WHERE group_id = ?"
+            return {user_id for (user_id,) in db.execute(query, (gid,))}
 
 
 def set_aside(database: Path) -> Path:
@@ -84,10 +91,9 @@ def read_pushed(database: Path) -> Pushed:
     with contextlib.closing(sqlite3.connect(database)) as db:
         users = dict(db.execute("SELECT graph_id, scim_id FROM ledger_user"))
         tags = dict(db.execute("SELECT graph_id, display_name FROM ledger_group"))
-        members: dict[str, set[str]] = {gid: set() for gid in tags}
-        for group_id, user_id in db.execute("SELECT group_id, user_id FROM ledger_member"):
-            members.setdefault(group_id, set()).add(user_id)
-    return Pushed(users, tags, members)
+        query = "SELECT group_id, count(*) FROM ledger_member GROUP BY group_id"
+        sizes = dict.fromkeys(tags, 0) | dict(db.execute(query))
+    return Pushed(database, users, tags, sizes)
 
 
 # ---------------------------------------------------------------------------- the drift
@@ -146,7 +152,7 @@ def _post(graph_url: str, path: str, body: dict[str, Any]) -> Any:
 def _change_tags(graph_url: str, pushed: Pushed, drift: Drift, rng: random.Random) -> None:
     """Rename a tag, add members to another and remove members from a third."""
     order = rng.sample(sorted(pushed.tags), len(pushed.tags))
-    removable = [g for g in order if len(pushed.members[g]) >= MEMBERS_REMOVED]
+    removable = [g for g in order if pushed.sizes[g] >= MEMBERS_REMOVED]
     drift.removed_from = (removable or order)[0]
     drift.renamed, drift.added_to = [g for g in order if g != drift.removed_from][:2]
 
@@ -155,13 +161,13 @@ def _change_tags(graph_url: str, pushed: Pushed, drift: Drift, rng: random.Rando
     body = {"displayName": renamed.new_name}
     http_json(control_url(graph_url, f"groups/{drift.renamed}"), method="PATCH", body=body)
 
-    outsiders = sorted(set(pushed.users) - pushed.members[drift.added_to])
+    outsiders = sorted(pushed.users.keys() - pushed.members(drift.added_to))
     drift.added = rng.sample(outsiders, min(MEMBERS_ADDED, len(outsiders)))
     for uid in drift.added:
         _post(graph_url, f"groups/{drift.added_to}/members", {"id": uid})
     drift.tag(drift.added_to, pushed).added.extend(drift.added)
 
-    members = sorted(pushed.members[drift.removed_from])
+    members = sorted(pushed.members(drift.removed_from))
     drift.removed = rng.sample(members, min(MEMBERS_REMOVED, len(members)))
     for uid in drift.removed:
         path = f"groups/{drift.removed_from}/members/{uid}"
