@@ -23,6 +23,7 @@ from syncd.fakes.org_data import (
     Office,
 )
 from syncd.fakes.phones import digits, group3, phones_of
+from syncd.fakes.scoping import add_scope_data
 
 __all__ = ["Organisation", "generate_organisation"]
 
@@ -101,6 +102,8 @@ def generate_organisation(
     memberships_per_user: float = 2.5,
     domain: str = "contoso.example",
     cycle: bool = False,
+    guest_share: float = 0.0,
+    scope_attributes: bool = False,
 ) -> Organisation:
     """Generate a deterministic organisation of ``users`` people and about ``groups`` groups.
 
@@ -108,6 +111,8 @@ def generate_organisation(
     ``memberships_per_user`` (each user is already in one department and one office group, so
     values below ~2 only shrink project groups). ``groups=None`` picks a count that suits the size.
     ``cycle=True`` adds one nesting cycle between two project groups (never otherwise).
+    ``guest_share`` (e.g. ``scoping.GUEST_SHARE``) makes B2B guests of that share, and
+    ``scope_attributes`` adds employeeType and extension attributes (see ``syncd.fakes.scoping``).
     """
     if users < 0:
         raise ValueError("users must be >= 0")
@@ -165,6 +170,8 @@ def generate_organisation(
     )
     # Graph lists objects in no useful order: reports often come before their managers
     rng.shuffle(result)
+    if guest_share or scope_attributes:
+        add_scope_data(result, seed, domain, guest_share=guest_share, attributes=scope_attributes)
     return Organisation(result, group_list, domain)
 
 
