@@ -20,7 +20,7 @@ from syncd.fakes.scoping import (
     IS_CONTRACTOR,
     guest_upn,
 )
-from tests.test_fake_graph import TOKEN, serve
+from tests.test_fake_graph import TOKEN, _delta_round, _error, serve
 
 SCOPE_SELECT = ",".join(
     ("id", "userPrincipalName", "userType", "employeeType", "onPremisesExtensionAttributes",
@@ -154,3 +154,111 @@ def test_a_guest_share_and_the_attributes_are_independent(scoped: Organisation) 
             assert user["onPremisesExtensionAttributes"] == expected
     with pytest.raises(ValueError, match="guest_share"):
         generate_organisation(10, guest_share=1.5)
+
+
+# ---------------------------------------------------------------- users over HTTP
+
+
+def test_a_guest_over_http(fake: FakeGraph, client: httpx.Client, scoped: Organisation) -> None:
+    guest = _guests(scoped)[0]
+    select = {"$select": "id,userType,mail,externalUserState,companyName,userPrincipalName"}
+    # "#" must be sent as %23 in a path; the fake finds a user by UPN as Graph does
+    quoted = guest["userPrincipalName"].replace("#", "%23")
+    body = client.get(f"{fake.base_url}/users/{quoted}", params=select).json()
+    assert body["id"] == guest["id"]
+    assert body["userType"] == "Guest"
+    assert body["mail"] == guest["mail"]
+    assert body["externalUserState"] == guest["externalUserState"]
+    query = {"$filter": "userType eq 'Guest'", "$select": "id", "$top": "999"}
+    found = client.get(f"{fake.base_url}/users", params=query).json()["value"]
+    assert {u["id"] for u in found} == {g["id"] for g in _guests(scoped)}
+
+
+def test_scoping_attributes_are_read_with_select(
+    fake: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    url = f"{fake.base_url}/users"
+    params = {"$select": SCOPE_SELECT, "$top": "999"}
+    body = client.get(url, params=params).json()
+    assert body["@odata.context"].endswith(f"$metadata#users({SCOPE_SELECT})")
+    by_id = {u["id"]: u for u in body["value"]}
+    for user in scoped.users:
+        item = by_id[user["id"]]
+        assert item["onPremisesExtensionAttributes"] == user["onPremisesExtensionAttributes"]
+        assert item["employeeType"] == user["employeeType"]
+        # a directory extension without value is left out, as Graph does
+        assert item.get(COST_CENTER) == user.get(COST_CENTER)
+        assert (COST_CENTER in item) == (COST_CENTER in user)
+    one = scoped.users[0]
+    single = client.get(f"{url}/{one['id']}", params={"$select": SCOPE_SELECT}).json()
+    assert single == {"@odata.context": single["@odata.context"], **by_id[one["id"]]}
+    assert "onPremisesExtensionAttributes" not in client.get(url).json()["value"][0]
+    query = {"$filter": f"{COST_CENTER} eq 'CC4110'", "$select": f"id,{COST_CENTER}"}
+    matched = client.get(url, params=query).json()["value"]
+    assert matched
+    assert all(u[COST_CENTER] == "CC4110" for u in matched)
+
+
+def test_unset_attributes_read_as_graph_shows_them(fake: FakeGraph, client: httpx.Client) -> None:
+    uid = fake.add_user({"userPrincipalName": "new@contoso.example", "displayName": "New"})
+    body = client.get(f"{fake.base_url}/users/{uid}", params={"$select": SCOPE_SELECT}).json()
+    assert body["onPremisesExtensionAttributes"] == dict.fromkeys(EXTENSION_ATTRIBUTES)
+    assert body["userType"] == "Member"
+    assert body["employeeType"] is None
+    assert COST_CENTER not in body
+    assert IS_CONTRACTOR not in body
+
+
+def test_unknown_extensions_are_refused_as_graph_refuses_them(
+    fake: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    unknown = f"extension_{'0' * 32}_shoeSize"
+    expected = f"Property '{unknown}' does not exist as a declared property or extension property."
+    for params in ({"$select": f"id,{unknown}"}, {"$filter": f"{unknown} eq '42'"}):
+        response = client.get(f"{fake.base_url}/users", params=params)
+        assert _error(response, 400, "Request_UnsupportedQuery")["message"] == expected
+    response = client.get(f"{fake.base_url}/users/delta", params={"$select": f"id,{unknown}"})
+    _error(response, 400, "Request_UnsupportedQuery")
+    uid = scoped.users[0]["id"]
+    with pytest.raises(ValueError, match="does not exist as a declared property"):
+        fake.update_user(uid, **{unknown: "42"})
+    answer = httpx.patch(f"{fake.origin}/_fake/users/{uid}", json={unknown: "42"})
+    assert answer.status_code == 400
+    assert "does not exist" in answer.json()["error"]
+    with pytest.raises(ValueError, match="extensionAttribute16"):
+        fake.update_user(uid, onPremisesExtensionAttributes={"extensionAttribute16": "x"})
+    with pytest.raises(ValueError, match="bool"):
+        fake.update_user(uid, **{IS_CONTRACTOR: "yes"})
+
+
+def test_scoping_attributes_change_in_the_next_delta_round(
+    fake: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    items, link, _ = _delta_round(client, f"{fake.base_url}/users/delta", {"$select": SCOPE_SELECT})
+    first = {i["id"]: i for i in items}
+    user = next(u for u in scoped.users if COST_CENTER in u and u["userType"] == "Member")
+    assert first[user["id"]][COST_CENTER] == user[COST_CENTER]
+    assert (
+        first[user["id"]]["onPremisesExtensionAttributes"] == user["onPremisesExtensionAttributes"]
+    )
+    other = next(u for u in scoped.users if u is not user and COST_CENTER not in u)
+    assert COST_CENTER not in first[other["id"]]
+
+    fake.update_user(user["id"], onPremisesExtensionAttributes={"extensionAttribute7": "APAC"})
+    fake.update_user(user["id"], **{COST_CENTER: None, "employeeType": "Contractor"})
+    fake.update_user(other["id"], **{COST_CENTER: "CC9999", IS_CONTRACTOR: True})
+    fake.update_user(
+        other["id"], onPremisesExtensionAttributes=other["onPremisesExtensionAttributes"]
+    )
+    items, link, _ = _delta_round(client, link)
+    merged = {**user["onPremisesExtensionAttributes"], "extensionAttribute7": "APAC"}
+    assert {i["id"]: i for i in items} == {
+        user["id"]: {
+            "id": user["id"],
+            "onPremisesExtensionAttributes": merged,  # the whole complex value, merged
+            COST_CENTER: None,  # a change to no value
+            "employeeType": "Contractor",
+        },
+        other["id"]: {"id": other["id"], COST_CENTER: "CC9999", IS_CONTRACTOR: True},
+    }
+    assert _delta_round(client, link)[0] == []

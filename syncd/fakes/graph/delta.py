@@ -305,8 +305,12 @@ class _Delta(_Listing, _Directory):
                 track = self._utrack(entry.id) if kind == "users" else self._gtrack(entry.id)
                 reason = track.reason or "deleted"
             return {"id": entry.id, "@removed": {"reason": reason}}
-        names = session.select if entry.mode == "full" else entry.props
-        body = _user_body(obj, names) if kind == "users" else {k: obj.get(k) for k in names}
+        full = entry.mode == "full"
+        names = session.select if full else entry.props
+        if kind == "users":  # a change to an extension without value says so with a null
+            body = _user_body(obj, names, keep_null=not full)
+        else:
+            body = {k: obj.get(k) for k in names}
         body["id"] = entry.id
         if entry.manager is not None:
             body["manager@delta"] = entry.manager

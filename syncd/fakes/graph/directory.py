@@ -20,9 +20,20 @@ from syncd.fakes.graph.properties import (
     USER,
     USER_PROPERTIES,
     _group_defaults,
+    _unknown_extension,
     _user_body,
     _user_default,
+    _user_update,
 )
+
+
+def _refuse_unknown(names: Iterable[str], what: str) -> None:
+    """Raise ValueError for properties a user does not have (Graph's words for an extension)."""
+    for name in sorted(names):
+        error = _unknown_extension(name)
+        if error is not None:
+            raise ValueError(error.message)
+    raise ValueError(f"{what}: {sorted(names)}")
 
 
 @dataclass(slots=True)
@@ -127,7 +138,10 @@ class _Directory(_GraphBase):
     def _insert_user(self, props: dict[str, Any], *, initial: bool = False) -> str:
         """Store ``props`` (owned from now on) as a user; absent properties read as defaults."""
         if not props.keys() <= USER_PROPERTIES:
-            raise ValueError(f"unknown user properties: {sorted(props.keys() - USER_PROPERTIES)}")
+            _refuse_unknown(props.keys() - USER_PROPERTIES, "unknown user properties")
+        complete = _user_update({}, props)
+        if complete is not props:
+            props.update(complete)
         uid = str(props.get("id") or uuid.uuid4())
         if uid in self._kind:
             raise ValueError(f"id {uid} already exists")
@@ -215,7 +229,8 @@ class _Directory(_GraphBase):
                 self.set_manager(user_id, props.pop("managerId"))
             bad = (set(props) - USER_PROPERTIES) | ({"id"} & set(props))
             if bad:
-                raise ValueError(f"cannot update user properties: {sorted(bad)}")
+                _refuse_unknown(bad, "cannot update user properties")
+            props = _user_update(user, props)
             changed = {
                 k: v
                 for k, v in props.items()

@@ -13,11 +13,17 @@ from urllib.parse import quote
 from syncd.fakes._http import Request, Response
 from syncd.fakes.graph.base import _ApiError
 from syncd.fakes.graph.faults import _Faults
-from syncd.fakes.graph.properties import _DIRECTORY_PROPERTIES, USER, USER_DEFAULT_SELECT
+from syncd.fakes.graph.properties import (
+    _DIRECTORY_PROPERTIES,
+    USER,
+    USER_DEFAULT_SELECT,
+    _unknown_extension,
+)
 
 if TYPE_CHECKING:
     from syncd.fakes.graph.delta import _DeltaSession
 
+_SELECTABLE = {**_DIRECTORY_PROPERTIES, "manager": "manager", "members": "members"}
 _MAX_SESSIONS = 32  # paging sessions kept for $skiptoken; the oldest is forgotten first
 
 
@@ -38,25 +44,8 @@ class _Listing(_Faults):
     # ------------------------------------------------------------------ query parsing
 
     def _select(self, query: dict[str, str], kind: str, default: Sequence[str]) -> tuple[str, ...]:
-        raw = query.get("$select")
-        if raw is None or not raw.strip():
-            return tuple(default)
-        names: list[str] = []
         type_name = "microsoft.graph.user" if kind == USER else "microsoft.graph.group"
-        for part in raw.split(","):
-            name = part.strip()
-            canonical = _DIRECTORY_PROPERTIES.get(name.lower())
-            if name.lower() in ("manager", "members"):
-                canonical = name.lower()
-            if canonical is None:
-                raise _ApiError(
-                    400,
-                    "BadRequest",
-                    f"Could not find a property named '{name}' on type '{type_name}'.",
-                )
-            if canonical not in names:
-                names.append(canonical)
-        return tuple(names)
+        return _select_names(query, _SELECTABLE, type_name, default)
 
     def _top(self, query: dict[str, str], default: int) -> int:
         raw = query.get("$top")
@@ -176,6 +165,28 @@ class _Listing(_Faults):
         return self._ok(req, payload)
 
 
+def _select_names(
+    query: dict[str, str], known: dict[str, str], type_name: str, default: Sequence[str]
+) -> tuple[str, ...]:
+    """The properties ``$select`` names, each once; ``known`` maps lowercase names to names."""
+    raw = query.get("$select")
+    if raw is None or not raw.strip():
+        return tuple(default)
+    names: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        canonical = known.get(name.lower())
+        if canonical is None:
+            raise _unknown_extension(name) or _ApiError(
+                400,
+                "BadRequest",
+                f"Could not find a property named '{name}' on type '{type_name}'.",
+            )
+        if canonical not in names:
+            names.append(canonical)
+    return tuple(names)
+
+
 def _order_key(raw: str | None) -> tuple[str, bool] | None:
     if raw is None:
         return None
@@ -259,7 +270,9 @@ class _Filter:
                 literal = [_literal(v) for v in re.findall(_STRING, match["ivalues"])]
             canonical = lookup.get(prop.lower())
             if canonical is None:
-                raise _ApiError(400, "BadRequest", f"Property '{prop}' does not exist.")
+                raise _unknown_extension(prop) or _ApiError(
+                    400, "BadRequest", f"Property '{prop}' does not exist."
+                )
             clauses.append((canonical, op, literal))
         return cls(clauses, conjunction)
 

@@ -7,6 +7,9 @@ import re
 import uuid
 from typing import Any
 
+from syncd.fakes.graph.base import _ApiError
+from syncd.fakes.scoping import DIRECTORY_EXTENSIONS, EXTENSION_ATTRIBUTES
+
 USER = "#microsoft.graph.user"
 GROUP = "#microsoft.graph.group"
 DEVICE = "#microsoft.graph.device"
@@ -33,17 +36,21 @@ _USER_EXTRA: dict[str, Any] = {
     "ageGroup": None,
     "showInAddressList": None,
     "externalUserState": None,
+    "onPremisesExtensionAttributes": None,  # reads as its 15 attributes, each null
 }
 _USER_NOT_NULL = frozenset(
-    {"businessPhones", "otherMails", "imAddresses", "proxyAddresses", "accountEnabled", "userType"}
-)
+    {
+        "businessPhones", "otherMails", "imAddresses", "proxyAddresses", "accountEnabled",
+        "userType", "onPremisesExtensionAttributes",
+    }
+)  # fmt: skip
 USER_PROPERTIES: frozenset[str] = frozenset(
     (
         "id", "userPrincipalName", "accountEnabled", "displayName", "givenName", "surname",
         "jobTitle", "mail", "mailNickname", "officeLocation", "streetAddress", "city",
         "postalCode", "state", "country", "businessPhones", "mobilePhone", "companyName",
         "department", "employeeId", "preferredLanguage", "faxNumber", "createdDateTime",
-        "proxyAddresses", *_USER_EXTRA,
+        "proxyAddresses", *_USER_EXTRA, *DIRECTORY_EXTENSIONS,
     )
 )  # fmt: skip
 GROUP_PROPERTIES: frozenset[str] = frozenset(
@@ -64,6 +71,7 @@ CONTACT_PROPERTIES: tuple[str, ...] = (
     "id", "displayName", "mail", "givenName", "surname", "companyName", "jobTitle",
     "mailNickname",
 )  # fmt: skip
+_EXTENSION_NAME = re.compile(r"extension_[0-9a-f]{32}_\w+", re.IGNORECASE)
 _DIRECTORY_PROPERTIES = {
     p.lower(): p
     for p in (*USER_PROPERTIES, *GROUP_PROPERTIES, *DEVICE_PROPERTIES, *CONTACT_PROPERTIES)
@@ -79,6 +87,8 @@ def _user_default(user: dict[str, Any], key: str) -> Any:
         return [f"SMTP:{mail}"] if mail else []
     if key == "accountEnabled":
         return True
+    if key == "onPremisesExtensionAttributes":
+        return dict.fromkeys(EXTENSION_ATTRIBUTES)
     return _USER_EXTRA.get(key)
 
 
@@ -86,6 +96,56 @@ def _user_default(user: dict[str, Any], key: str) -> Any:
 def _needs_default(select: tuple[str, ...]) -> tuple[str, ...]:
     """The selected properties whose absence does not mean null."""
     return tuple(k for k in select if k in _USER_NOT_NULL)
+
+
+@functools.lru_cache(maxsize=256)
+def _extensions_in(select: tuple[str, ...]) -> tuple[str, ...]:
+    """The selected directory extensions: Graph leaves out those a user has no value for."""
+    return tuple(k for k in select if k in DIRECTORY_EXTENSIONS)
+
+
+def _unknown_extension(name: str) -> _ApiError | None:
+    """Graph's answer to a directory extension it does not know, for ``$select`` and ``$filter``."""
+    if _EXTENSION_NAME.fullmatch(name) is None:
+        return None
+    return _ApiError(
+        400,
+        "Request_UnsupportedQuery",
+        f"Property '{name}' does not exist as a declared property or extension property.",
+    )
+
+
+# the properties whose values a change must check
+_CHECKED_USER_PROPERTIES = frozenset({"onPremisesExtensionAttributes", *DIRECTORY_EXTENSIONS})
+
+
+def _user_update(user: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """``props`` as stored: a partial ``onPremisesExtensionAttributes`` merged as PATCH does."""
+    if props.keys().isdisjoint(_CHECKED_USER_PROPERTIES):
+        return props
+    for name, value in props.items():
+        kind = DIRECTORY_EXTENSIONS.get(name)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ValueError(f"{name} takes a {kind.__name__}, not {value!r}")
+    if "onPremisesExtensionAttributes" not in props:
+        return props
+    partial = props["onPremisesExtensionAttributes"]
+    if not isinstance(partial, dict):
+        raise ValueError("onPremisesExtensionAttributes takes an object")
+    unknown = set(partial) - set(EXTENSION_ATTRIBUTES)
+    if unknown:
+        raise ValueError(
+            f"Property '{sorted(unknown)[0]}' does not exist on type "
+            "'microsoft.graph.onPremisesExtensionAttributes'."
+        )
+    if any(v is not None and not isinstance(v, str) for v in partial.values()):
+        raise ValueError("extension attributes take strings")
+    if user.get("onPremisesSyncEnabled"):
+        raise ValueError(
+            "onPremisesExtensionAttributes of a user synced from on-premises is read-only"
+        )
+    current = user.get("onPremisesExtensionAttributes") or dict.fromkeys(EXTENSION_ATTRIBUTES)
+    return {**props, "onPremisesExtensionAttributes": {**current, **partial}}
 
 
 def _group_defaults(props: dict[str, Any], created: str) -> dict[str, Any]:
@@ -104,11 +164,18 @@ def _group_defaults(props: dict[str, Any], created: str) -> dict[str, Any]:
     return group
 
 
-def _user_body(user: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+def _user_body(
+    user: dict[str, Any], select: tuple[str, ...], *, keep_null: bool = False
+) -> dict[str, Any]:
+    """The selected properties; ``keep_null``: also extensions without value (a delta's change)."""
     # stored values are never mutated in place (updates assign new lists), so the body may share
     # them with the store while it is serialised outside the lock
     body = {k: user.get(k) for k in select}
     for key in _needs_default(select):
         if key not in user:
             body[key] = _user_default(user, key)
+    if not keep_null:
+        for key in _extensions_in(select):
+            if body[key] is None:
+                del body[key]
     return body
