@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import uuid
+from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,6 +16,7 @@ import pytest
 
 from syncd.fakes.generator import Organisation, generate_organisation
 from syncd.fakes.graph import FakeGraph
+from syncd.fakes.graph.apps import DEFAULT_ROLE
 from syncd.fakes.scoping import (
     COST_CENTER,
     EXTENSION_APP_ID,
@@ -20,7 +25,7 @@ from syncd.fakes.scoping import (
     IS_CONTRACTOR,
     guest_upn,
 )
-from tests.test_fake_graph import TOKEN, _delta_round, _error, serve
+from tests.test_fake_graph import TOKEN, _delta_round, _error, _read_all, serve
 
 SCOPE_SELECT = ",".join(
     ("id", "userPrincipalName", "userType", "employeeType", "onPremisesExtensionAttributes",
@@ -262,3 +267,220 @@ def test_scoping_attributes_change_in_the_next_delta_round(
         other["id"]: {"id": other["id"], COST_CENTER: "CC9999", IS_CONTRACTOR: True},
     }
     assert _delta_round(client, link)[0] == []
+
+
+# ---------------------------------------------------------------- service principals
+
+APP_ID = "9b0d3a1e-7c44-4d2f-8e61-0f5a2b3c4d5e"
+READ_APPS = {"User.Read.All", "GroupMember.Read.All", "Application.Read.All"}
+
+
+@pytest.fixture
+def apps(scoped: Organisation) -> Iterator[FakeGraph]:
+    with serve(scoped, permissions=READ_APPS) as graph:
+        yield graph
+
+
+def test_a_service_principal_by_filter_id_and_app_id(apps: FakeGraph, client: httpx.Client) -> None:
+    sp_id = apps.add_service_principal(APP_ID, "Learnster")
+    other = apps.add_service_principal(str(uuid.uuid4()), "Other app")
+    url = f"{apps.base_url}/servicePrincipals"
+    query = {"$filter": f"appId eq '{APP_ID.upper()}'", "$select": "id,appId,displayName"}
+    body = client.get(url, params=query).json()
+    assert body["@odata.context"].endswith("$metadata#servicePrincipals(id,appId,displayName)")
+    assert body["value"] == [{"id": sp_id, "appId": APP_ID, "displayName": "Learnster"}]
+    assert {s["id"] for s in client.get(url).json()["value"]} == {sp_id, other}
+    by_id = client.get(f"{url}/{sp_id}").json()
+    by_app_id = client.get(f"{apps.base_url}/servicePrincipals(appId='{APP_ID}')").json()
+    assert by_id == by_app_id
+    assert by_id["servicePrincipalNames"] == [APP_ID]
+    assert by_id["appRoleAssignmentRequired"] is True
+    selected = client.get(f"{url}/{sp_id}", params={"$select": "appId"}).json()
+    assert set(selected) == {"@odata.context", "appId"}
+    missing = str(uuid.uuid4())
+    _error(client.get(f"{url}/{missing}"), 404, "Request_ResourceNotFound")
+    _error(
+        client.get(f"{apps.base_url}/servicePrincipals(appId='{missing}')/appRoleAssignedTo"),
+        404,
+        "Request_ResourceNotFound",
+    )
+    _error(client.get(f"{url}/not-a-guid"), 400, "Request_BadRequest")
+    _error(client.get(url, params={"$select": "id,shoeSize"}), 400, "BadRequest")
+    with pytest.raises(ValueError, match="already exists"):
+        apps.add_service_principal(APP_ID, "Again")
+
+
+def test_assignments_have_the_properties_graph_returns(
+    apps: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    sp_id = apps.add_service_principal(APP_ID, "Learnster")
+    client_app = apps.add_service_principal(str(uuid.uuid4()), "Reporting client")
+    user, group = scoped.users[0], scoped.groups[0]
+    ids = [apps.assign(sp_id, p) for p in (user["id"], group["id"], client_app)]
+    body = client.get(f"{apps.base_url}/servicePrincipals/{sp_id}/appRoleAssignedTo").json()
+    assert body["@odata.context"].endswith(
+        f"$metadata#servicePrincipals('{sp_id}')/appRoleAssignedTo"
+    )
+    assert [a["id"] for a in body["value"]] == ids
+    expected = [
+        (user["id"], "User", user["displayName"]),
+        (group["id"], "Group", group["displayName"]),
+        (client_app, "ServicePrincipal", "Reporting client"),
+    ]
+    for item, (principal, kind, name) in zip(body["value"], expected, strict=True):
+        created = item.pop("createdDateTime")
+        assert datetime.strptime(created[:26], "%Y-%m-%dT%H:%M:%S.%f")
+        assert item == {
+            "id": item["id"],
+            "deletedDateTime": None,
+            "appRoleId": DEFAULT_ROLE,
+            "principalDisplayName": name,
+            "principalId": principal,
+            "principalType": kind,
+            "resourceDisplayName": "Learnster",
+            "resourceId": sp_id,
+        }
+        # Graph's id starts with the principal's id, as GUID bytes (little-endian), base64url
+        raw = base64.urlsafe_b64decode(item["id"] + "=")
+        assert uuid.UUID(bytes_le=raw[:16]) == uuid.UUID(principal)
+    one = client.get(f"{apps.base_url}/servicePrincipals/{sp_id}/appRoleAssignedTo/{ids[1]}")
+    assert one.json()["principalId"] == group["id"]
+    with pytest.raises(ValueError, match="already exists"):
+        apps.assign(sp_id, user["id"])
+    with pytest.raises(ValueError, match="app role"):
+        apps.assign(sp_id, user["id"], app_role_id=str(uuid.uuid4()))
+    with pytest.raises(KeyError):
+        apps.assign(sp_id, str(uuid.uuid4()))
+
+
+def test_an_app_role_of_the_application_can_be_assigned(
+    apps: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    role = {"id": str(uuid.uuid4()), "value": "Learner", "displayName": "Learner"}
+    sp_id = apps.add_service_principal(APP_ID, "Learnster", app_roles=[role])
+    user = scoped.users[1]["id"]
+    apps.assign(sp_id, user)
+    apps.assign(sp_id, user, app_role_id=role["id"])  # another role for the same principal
+    sp = client.get(f"{apps.base_url}/servicePrincipals/{sp_id}", params={"$select": "appRoles"})
+    assert sp.json()["appRoles"][0]["value"] == "Learner"
+    assert sp.json()["appRoles"][0]["isEnabled"] is True
+    assigned = apps.app_role_assigned_to(sp_id)
+    assert [a["appRoleId"] for a in assigned] == [DEFAULT_ROLE, role["id"]]
+
+
+def test_2500_assignments_come_in_pages_as_graph_pages_them(client: httpx.Client) -> None:
+    org = generate_organisation(2500, seed=8)
+    with serve(org, permissions=READ_APPS) as fake:
+        sp_id = fake.add_service_principal(APP_ID, "Learnster")
+        assigned = [fake.assign(sp_id, u["id"]) for u in org.users]
+        url = f"{fake.base_url}/servicePrincipals(appId='{APP_ID}')/appRoleAssignedTo"
+        first = client.get(url, params={"$top": "999", "$select": "id,principalId"}).json()
+        assert "$skiptoken=" in first["@odata.nextLink"]
+        assert "$top=999" in first["@odata.nextLink"]
+        items, pages = _read_all(client, url, {"$top": "999", "$select": "id,principalId"})
+        assert pages == 3
+        assert len(first["value"]) == 999
+        assert [a["id"] for a in items] == assigned
+        assert {a["principalId"] for a in items} == {u["id"] for u in org.users}
+        assert all(set(a) == {"id", "principalId"} for a in items)
+        default, pages = _read_all(client, url)
+        assert (len(default), pages) == (2500, 25)  # Graph's default page: 100
+        counted = client.get(
+            url, params={"$count": "true"}, headers={"ConsistencyLevel": "eventual"}
+        )
+        assert counted.json()["@odata.count"] == 2500
+        _error(client.get(url, params={"$top": "1000"}), 400, "BadRequest")
+        _error(client.get(url, params={"$select": "id,shoeSize"}), 400, "BadRequest")
+
+
+def test_reading_applications_needs_a_permission(apps: FakeGraph, client: httpx.Client) -> None:
+    sp_id = apps.add_service_principal(APP_ID, "Learnster")
+    urls = [
+        f"{apps.base_url}/servicePrincipals",
+        f"{apps.base_url}/servicePrincipals/{sp_id}",
+        f"{apps.base_url}/servicePrincipals(appId='{APP_ID}')",
+        f"{apps.base_url}/servicePrincipals/{sp_id}/appRoleAssignedTo",
+    ]
+    apps.permissions = {"User.Read.All", "GroupMember.Read.All", "Group.Read.All"}
+    for url in urls:
+        error = _error(client.get(url), 403, "Authorization_RequestDenied")
+        assert error["message"] == "Insufficient privileges to complete the operation."
+    for permission in ("Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"):
+        apps.permissions = {permission}
+        assert [client.get(url).status_code for url in urls] == [200] * 4
+
+
+def test_deleted_principals_and_their_assignments(
+    apps: FakeGraph, client: httpx.Client, scoped: Organisation
+) -> None:
+    sp_id = apps.add_service_principal(APP_ID, "Learnster")
+    ann, bob, carl = (u["id"] for u in scoped.users[:3])
+    group = scoped.groups[0]["id"]
+    for principal in (ann, bob, carl, group):
+        apps.assign(sp_id, principal)
+
+    url = f"{apps.base_url}/servicePrincipals/{sp_id}/appRoleAssignedTo"
+
+    def listed() -> list[str]:
+        return [a["principalId"] for a in _read_all(client, url)[0]]
+
+    apps.soft_delete_user(ann)  # in the recycle bin the assignment is kept, but not listed
+    assert listed() == [bob, carl, group]
+    apps.restore_user(ann)
+    assert listed() == [ann, bob, carl, group]
+    apps.hard_delete_user(bob)  # deleted for good: its assignments are gone
+    apps.soft_delete_user(carl)
+    apps.hard_delete_user(carl)
+    apps.delete_group(group)  # security groups are deleted for good at once
+    assert listed() == [ann]
+    assert apps.app_role_assigned_to(sp_id) == _read_all(client, url)[0]
+    apps.update_user(ann, displayName="Ann Renamed")
+    assert apps.app_role_assigned_to(sp_id)[0]["principalDisplayName"] == "Ann Renamed"
+    apps.unassign(sp_id, ann)  # by principal id
+    assert listed() == []
+    assignment = apps.assign(sp_id, ann)
+    apps.unassign(sp_id, assignment)  # by assignment id
+    with pytest.raises(KeyError):
+        apps.unassign(sp_id, assignment)
+
+
+def test_control_api_scripts_applications(apps: FakeGraph, scoped: Organisation) -> None:
+    control = f"{apps.origin}/_fake"
+    created = httpx.post(f"{control}/servicePrincipals", json={"appId": APP_ID, "displayName": "L"})
+    assert created.status_code == 201
+    sp_id = created.json()["id"]
+    user = scoped.users[0]["id"]
+    assigned = httpx.post(
+        f"{control}/servicePrincipals/{sp_id}/appRoleAssignedTo", json={"principalId": user}
+    )
+    assert assigned.status_code == 201
+    assert [a["id"] for a in apps.app_role_assigned_to(sp_id)] == [assigned.json()["id"]]
+    again = httpx.post(
+        f"{control}/servicePrincipals/{sp_id}/appRoleAssignedTo", json={"principalId": user}
+    )
+    assert again.status_code == 400
+    path = f"{control}/servicePrincipals/{sp_id}/appRoleAssignedTo/{assigned.json()['id']}"
+    assert httpx.delete(path).status_code == 204
+    assert httpx.delete(path).status_code == 404
+    assert apps.app_role_assigned_to(sp_id) == []
+    groups = [g["id"] for g in scoped.groups[:2]]
+    learnster = httpx.post(
+        f"{control}/learnsterApp",
+        json={"appId": str(uuid.uuid4()), "assignGroups": groups, "assignUsers": 4},
+    )
+    assert learnster.status_code == 201
+    kinds = Counter(a["principalType"] for a in apps.app_role_assigned_to(learnster.json()["id"]))
+    assert kinds == {"Group": 2, "User": 4}
+    assert httpx.get(f"{control}/state").json()["servicePrincipals"] == 2
+
+
+def test_the_learnster_app_picks_the_same_principals_for_the_same_tenant(
+    scoped: Organisation,
+) -> None:
+    picked = []
+    for _ in range(2):
+        with serve(scoped) as fake:
+            sp_id = fake.add_learnster_app(APP_ID, assign_groups=3, assign_users=5)
+            picked.append([a["principalId"] for a in fake.app_role_assigned_to(sp_id)])
+    assert picked[0] == picked[1]
+    assert len(picked[0]) == 8

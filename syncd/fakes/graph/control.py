@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.fakes._http import Request, Response
+from syncd.fakes.graph.apps import DEFAULT_ROLE, LEARNSTER_APP_ID, _Apps
 from syncd.fakes.graph.delta import _Delta
 from syncd.fakes.graph.identity import _Identity
 
@@ -29,7 +30,7 @@ _USER_ACTIONS = {
 }
 
 
-class _Control(_Delta, _Identity):
+class _Control(_Delta, _Apps, _Identity):
     """Changes to the tenant from another process (over HTTP) and the request log."""
 
     _requests: list[LoggedRequest]
@@ -108,6 +109,8 @@ class _Control(_Delta, _Identity):
                 self.add_member(gid, body["id"])
             case ("DELETE", "groups", gid, "members", mid):
                 self.remove_member(gid, mid)
+            case ("POST" | "DELETE", "servicePrincipals" | "learnsterApp", *_):
+                return self._control_apps(route, body)
             case ("POST", "devices" | "contacts" as what):
                 props = dict(body)
                 group_ids = props.pop("groupIds", [])
@@ -148,8 +151,37 @@ class _Control(_Delta, _Identity):
                         "users": len(self._users),
                         "recycleBin": len(self._recycle),
                         "groups": len(self._groups),
+                        "servicePrincipals": len(self._service_principals),
                         "sequence": self._seq,
                     }
             case _:
                 raise KeyError("/_fake/" + "/".join(seg))
+        return None
+
+    def _control_apps(self, route: tuple[str, ...], body: Any) -> Any:
+        match route:
+            case ("POST", "servicePrincipals"):
+                app_id = str(body["appId"])
+                sp_id = self.add_service_principal(
+                    app_id,
+                    str(body.get("displayName") or app_id),
+                    id=body.get("id"),
+                    app_roles=body.get("appRoles", ()),
+                )
+                return {"id": sp_id}
+            case ("POST", "servicePrincipals", sp_id, "appRoleAssignedTo"):
+                role = str(body.get("appRoleId", DEFAULT_ROLE))
+                return {"id": self.assign(sp_id, str(body["principalId"]), app_role_id=role)}
+            case ("DELETE", "servicePrincipals", sp_id, "appRoleAssignedTo", key):
+                self.unassign(sp_id, key)
+            case ("POST", "learnsterApp"):
+                sp_id = self.add_learnster_app(
+                    str(body.get("appId", LEARNSTER_APP_ID)),
+                    display_name=str(body.get("displayName", "Learnster")),
+                    assign_groups=body.get("assignGroups", 3),
+                    assign_users=body.get("assignUsers", 5),
+                )
+                return {"id": sp_id}
+            case _:
+                raise KeyError("/_fake/" + "/".join(route[1:]))
         return None

@@ -336,6 +336,10 @@ class _Directory(_GraphBase):
             self._manager_of.pop(user_id, None)
             self._membership_changed(user_id, seq)
             self._drop_memberships(user_id)
+            self._principal_gone(user_id)
+
+    def _principal_gone(self, oid: str) -> None:
+        """Hook: ``oid`` is deleted for good (its app role assignments go with it)."""
 
     def _drop_memberships(self, oid: str) -> None:
         for gid in self._member_of.pop(oid, set()):
@@ -391,6 +395,7 @@ class _Directory(_GraphBase):
             self._drop_memberships(group_id)
             for mid in self._members.pop(group_id, {}):
                 self._member_of.get(mid, set()).discard(group_id)
+            self._principal_gone(group_id)
 
     def add_member(self, group_id: str, member_id: str) -> None:
         """Add a user, group, device or contact to a group."""

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from syncd.fakes._http import LoopbackServer, Request, Response, answer_after
 from syncd.fakes.generator import Organisation
+from syncd.fakes.graph.app_resources import _AppResources
 from syncd.fakes.graph.base import _ApiError, _now_iso
 from syncd.fakes.graph.control import LoggedRequest, _Control
 from syncd.fakes.graph.delta import _DeltaSession
@@ -36,6 +37,12 @@ _READ_GROUPS = frozenset(
         "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All",
     }
 )  # fmt: skip
+_READ_APPS = frozenset(
+    {
+        "Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)  # fmt: skip
 _READ_ORG = frozenset(
     {
         "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All",
@@ -44,7 +51,7 @@ _READ_ORG = frozenset(
 )  # fmt: skip
 
 
-class FakeGraph(_Resources, _Control):
+class FakeGraph(_Resources, _AppResources, _Control):
     """A faithful fake of Microsoft Graph v1.0 for one tenant, served over real HTTP(S).
 
     Serves users, groups, members, managers, delta queries, the OAuth2 client-credentials token
@@ -59,6 +66,11 @@ class FakeGraph(_Resources, _Control):
     - ``POST /_fake/groups`` {props, "memberIds"} -> {"id"}; ``PATCH|DELETE /_fake/groups/{id}``;
       ``POST /_fake/groups/{id}/members`` {"id"}; ``DELETE /_fake/groups/{id}/members/{member}``
     - ``POST /_fake/devices|contacts`` {props, "groupIds"} -> {"id"}
+    - ``POST /_fake/servicePrincipals`` {"appId", "displayName", "id"?, "appRoles"?} -> {"id"};
+      ``POST /_fake/servicePrincipals/{id}/appRoleAssignedTo`` {"principalId", "appRoleId"?}
+      -> {"id"}; ``DELETE /_fake/servicePrincipals/{id}/appRoleAssignedTo/{assignment|principal}``
+    - ``POST /_fake/learnsterApp`` {"appId"?, "displayName"?, "assignGroups"?, "assignUsers"?}
+      (counts or lists of ids) -> {"id"}
     - ``POST /_fake/expireDeltaTokens``, ``POST /_fake/expireAccessTokens``
     - ``PUT /_fake/faults`` {"rate429", "rate503", "retryAfterSeconds", "emptyPages"};
       ``POST /_fake/failPage`` {"pathPrefix", "page", "status", "times"}; ``DELETE /_fake/faults``
@@ -97,11 +109,8 @@ class FakeGraph(_Resources, _Control):
         self.client_id = client_id
         self.client_secret = client_secret
         self.access_token = access_token
-        self.permissions: set[str] = (
-            set(permissions)
-            if permissions is not None
-            else {"User.Read.All", "GroupMember.Read.All"}
-        )
+        default_permissions = {"User.Read.All", "GroupMember.Read.All"}
+        self.permissions = set(permissions if permissions is not None else default_permissions)
         self.page_size_max = page_size_max
         self.delta_page_size = delta_page_size
         self.members_per_page = members_per_page
@@ -131,6 +140,7 @@ class FakeGraph(_Resources, _Control):
         self._member_of: dict[str, set[str]] = {}  # member -> groups (reverse index)
         self._others: dict[str, dict[str, Any]] = {}  # devices and contacts
         self._kind: dict[str, str] = {}  # every id ever seen -> @odata.type
+        self._service_principals, self._app_ids, self._assignments = {}, {}, {}
         self._user_track: dict[str, _Track] = {}
         self._group_track: dict[str, _Track] = {}
         self._user_log: tuple[list[int], list[str]] = ([], [])
@@ -263,6 +273,9 @@ class FakeGraph(_Resources, _Control):
         if head == "groups":
             self._require(_READ_GROUPS)
             return self._groups_route(req, api[1:])
+        if head == "servicePrincipals" or head.startswith("servicePrincipals("):
+            self._require(_READ_APPS)
+            return self._service_principals_route(req, api)
         if head == "organization" and len(api) == 1:
             self._require(_READ_ORG)
             return self._ok(req, self._organization())
