@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +28,7 @@ from syncd.fakes.scoping import (
     IS_CONTRACTOR,
     guest_upn,
 )
-from tests.test_fake_graph import TOKEN, _delta_round, _error, _read_all, serve
+from tests.test_fake_graph import TOKEN, _delta_round, _error, _first_line, _read_all, serve
 
 SCOPE_SELECT = ",".join(
     ("id", "userPrincipalName", "userType", "employeeType", "onPremisesExtensionAttributes",
@@ -484,3 +487,30 @@ def test_the_learnster_app_picks_the_same_principals_for_the_same_tenant(
             picked.append([a["principalId"] for a in fake.app_role_assigned_to(sp_id)])
     assert picked[0] == picked[1]
     assert len(picked[0]) == 8
+
+
+def test_command_line_creates_the_learnster_app_and_guests() -> None:
+    command = [sys.executable, "-m", "syncd.fakes", "graph", "--users", "50", "--token", "T"]
+    command += ["--guest-share", "0.1", "--scope-attributes", "--learnster-app", APP_ID]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _first_line(process)
+        headers = {"Authorization": "Bearer T"}
+        assigned = httpx.get(
+            f"{url}/servicePrincipals(appId='{APP_ID}')/appRoleAssignedTo", headers=headers
+        ).json()["value"]
+        assert Counter(a["principalType"] for a in assigned) == {"Group": 3, "User": 5}
+        query = {"$filter": "userType eq 'Guest'", "$select": f"id,{COST_CENTER}"}
+        guests = httpx.get(f"{url}/users", params=query, headers=headers).json()["value"]
+        assert len(guests) == 5
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = stderr.splitlines()
+    assert lines[0].startswith("servicePrincipal ")
+    assert lines[0].endswith(f"appId {APP_ID}")
+    assert [line.split()[2] for line in lines[1:]] == [a["principalId"] for a in assigned]

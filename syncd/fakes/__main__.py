@@ -47,8 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     graph.add_argument(
         "--permissions",
-        default="User.Read.All,GroupMember.Read.All",
-        help="comma-separated application permissions the app holds",
+        default=None,
+        help="comma-separated application permissions the app holds (default: "
+        "User.Read.All,GroupMember.Read.All, and Application.Read.All with --learnster-app)",
+    )
+    graph.add_argument(
+        "--guest-share",
+        type=float,
+        default=0.0,
+        help="share of the users made B2B guests (e.g. 0.02)",
+    )
+    graph.add_argument(
+        "--scope-attributes",
+        action="store_true",
+        help="give users employeeType, onPremisesExtensionAttributes and directory extensions",
+    )
+    graph.add_argument(
+        "--learnster-app",
+        metavar="APPID",
+        default=None,
+        help="create the service principal of this application with a few groups and users "
+        "assigned (they are printed on stderr)",
     )
 
     learnster = sub.add_parser("learnster", help="fake Learnster SCIM 2.0 service provider")
@@ -86,44 +105,64 @@ def _serve_until_signalled(stop: threading.Event) -> None:
         pass
 
 
+def _serve_graph(args: argparse.Namespace, stop: threading.Event) -> int:
+    from syncd.fakes.generator import generate_organisation
+    from syncd.fakes.graph import FakeGraph
+
+    org = generate_organisation(
+        args.users,
+        seed=args.seed,
+        groups=args.groups,
+        memberships_per_user=args.memberships_per_user,
+        domain=args.tenant_id,
+        guest_share=args.guest_share,
+        scope_attributes=args.scope_attributes,
+    )
+    permissions = args.permissions
+    if permissions is None:
+        permissions = "User.Read.All,GroupMember.Read.All"
+        permissions += ",Application.Read.All" if args.learnster_app else ""
+    fake = FakeGraph(
+        org,
+        tenant_id=args.tenant_id,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        access_token=args.token,
+        tls=args.tls,
+        port=args.port,
+        permissions={p.strip() for p in permissions.split(",") if p.strip()},
+        delta_page_size=args.delta_page_size,
+        page_size_max=args.page_size_max,
+        own_org=True,  # the generated dicts are not needed here: do not copy them
+    )
+    del org
+    if args.learnster_app:
+        sp_id = fake.add_learnster_app(args.learnster_app)
+        print(f"servicePrincipal {sp_id} appId {args.learnster_app}", file=sys.stderr)
+        for assignment in fake.app_role_assigned_to(sp_id):
+            print(
+                f"  assigned {assignment['principalType']} {assignment['principalId']} "
+                f"{assignment['principalDisplayName']}",
+                file=sys.stderr,
+            )
+        sys.stderr.flush()
+    fake.start()
+    print(fake.base_url, flush=True)
+    if fake.ca_file:
+        print(f"ca_file={fake.ca_file}", flush=True)
+    try:
+        _serve_until_signalled(stop)
+    finally:
+        fake.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one fake until SIGTERM/SIGINT; returns the exit code."""
     args = _parser().parse_args(argv)
     stop = _install_stop_handlers()
     if args.service == "graph":
-        from syncd.fakes.generator import generate_organisation
-        from syncd.fakes.graph import FakeGraph
-
-        org = generate_organisation(
-            args.users,
-            seed=args.seed,
-            groups=args.groups,
-            memberships_per_user=args.memberships_per_user,
-            domain=args.tenant_id,
-        )
-        fake = FakeGraph(
-            org,
-            tenant_id=args.tenant_id,
-            client_id=args.client_id,
-            client_secret=args.client_secret,
-            access_token=args.token,
-            tls=args.tls,
-            port=args.port,
-            permissions={p.strip() for p in args.permissions.split(",") if p.strip()},
-            delta_page_size=args.delta_page_size,
-            page_size_max=args.page_size_max,
-            own_org=True,  # the generated dicts are not needed here: do not copy them
-        )
-        del org
-        fake.start()
-        print(fake.base_url, flush=True)
-        if fake.ca_file:
-            print(f"ca_file={fake.ca_file}", flush=True)
-        try:
-            _serve_until_signalled(stop)
-        finally:
-            fake.stop()
-        return 0
+        return _serve_graph(args, stop)
 
     # imported lazily: the Learnster fake is optional for the Graph side
     from syncd.fakes.learnster import FakeLearnster
