@@ -215,6 +215,10 @@ def test_unset_attributes_read_as_graph_shows_them(fake: FakeGraph, client: http
     assert body["employeeType"] is None
     assert COST_CENTER not in body
     assert IS_CONTRACTOR not in body
+    # $filter sees the value Graph shows, stored or not
+    query = {"$filter": "userType eq 'Member' and employeeType eq null", "$top": "999"}
+    found = client.get(f"{fake.base_url}/users", params=query).json()["value"]
+    assert uid in {u["id"] for u in found}
 
 
 def test_unknown_extensions_are_refused_as_graph_refuses_them(

@@ -238,12 +238,23 @@ def _split_outside_quotes(text: str, word: str) -> list[str]:
 class _Filter:
     """The small part of OData ``$filter`` directory sync tools use: eq/ne/in/startswith."""
 
-    def __init__(self, clauses: list[tuple[str, str, Any]], conjunction: str) -> None:
+    def __init__(
+        self,
+        clauses: list[tuple[str, str, Any]],
+        conjunction: str,
+        default: Callable[[dict[str, Any], str], Any] | None = None,
+    ) -> None:
         self.clauses = clauses
         self.conjunction = conjunction
+        self.default = default  # the value of a property an object does not hold
 
     @classmethod
-    def parse(cls, raw: str | None, known: frozenset[str]) -> _Filter | None:
+    def parse(
+        cls,
+        raw: str | None,
+        known: frozenset[str],
+        default: Callable[[dict[str, Any], str], Any] | None = None,
+    ) -> _Filter | None:
         if raw is None or not raw.strip():
             return None
         text = raw.strip()
@@ -274,7 +285,7 @@ class _Filter:
                     400, "BadRequest", f"Property '{prop}' does not exist."
                 )
             clauses.append((canonical, op, literal))
-        return cls(clauses, conjunction)
+        return cls(clauses, conjunction, default)
 
     def upn_lookup(self) -> str | None:
         """The UPN when the filter is exactly ``userPrincipalName eq '...'`` (index lookup)."""
@@ -285,13 +296,17 @@ class _Filter:
         return None
 
     def matches(self, obj: dict[str, Any]) -> bool:
-        results = (self._clause(obj, c) for c in self.clauses)
+        results = (self._clause(self._value(obj, c[0]), c) for c in self.clauses)
         return all(results) if self.conjunction == "and" else any(results)
 
+    def _value(self, obj: dict[str, Any], prop: str) -> Any:
+        if prop in obj or self.default is None:
+            return obj.get(prop)
+        return self.default(obj, prop)
+
     @staticmethod
-    def _clause(obj: dict[str, Any], clause: tuple[str, str, Any]) -> bool:
-        prop, op, expected = clause
-        actual = obj.get(prop)
+    def _clause(actual: Any, clause: tuple[str, str, Any]) -> bool:
+        _, op, expected = clause
 
         def norm(value: Any) -> Any:
             return value.lower() if isinstance(value, str) else value

@@ -17,6 +17,7 @@ from syncd.fakes.graph.properties import (
     USER_DEFAULT_SELECT,
     USER_PROPERTIES,
     _user_body,
+    _user_default,
 )
 
 
@@ -111,7 +112,7 @@ class _Resources(_Delta):
         )
         select = tuple(s for s in self._select(query, USER, USER_DEFAULT_SELECT) if s != "manager")
         expand = self._expand_manager(query)
-        matcher = _Filter.parse(query.get("$filter"), USER_PROPERTIES)
+        matcher = _Filter.parse(query.get("$filter"), USER_PROPERTIES, _user_default)
         order = _order_key(query.get("$orderby"))
 
         def ids() -> list[str]:
