@@ -34,6 +34,15 @@ PARTNERS: tuple[tuple[str, str], ...] = (
     ("Wide World Importers", "wideworldimporters.com"),
     ("Fourth Coffee", "mail.fourthcoffee.co.uk"),
 )
+# what a guest does not have of the employee it was generated as
+_NOT_FOR_GUESTS = (
+    "department",
+    "employeeId",
+    "officeLocation",
+    "streetAddress",
+    "city",
+    "postalCode",
+)
 _COST_CENTRES = {d: f"CC{4100 + 10 * i}" for i, d in enumerate(DEPARTMENTS)}
 _REGIONS = {"SE": "EMEA-N", "NO": "EMEA-N", "DK": "EMEA-N", "FI": "EMEA-N", "GB": "EMEA-W"}
 _REGIONS |= {"DE": "EMEA-W", "US": "AMER"}
@@ -88,14 +97,9 @@ def _make_guests(users: list[dict[str, Any]], rng: Random, domain: str, share: f
             userType="Guest",
             externalUserState="PendingAcceptance" if k % 5 == 1 else "Accepted",
             companyName=company,
-            department=None,
-            employeeId=None,
-            officeLocation=None,
-            streetAddress=None,
-            city=None,
-            postalCode=None,
             businessPhones=[],
         )
+        user.update(dict.fromkeys(_NOT_FOR_GUESTS))  # they work elsewhere
     # a member whose UPN has an underscore (never "_" otherwise): #EXT# handling must spare it
     decoy = chosen[count]
     decoy["userPrincipalName"] = f"{decoy['mailNickname'].replace('.', '_', 1)}@{domain}"
