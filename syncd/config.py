@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncd.core.filters import ScopeFilter, parse_filters
+from syncd.core.records import is_user_attribute
 from syncd.credentials import Secret, is_loopback_host, read_secret
 from syncd.errors import ConfigError
 
@@ -52,10 +54,17 @@ class LearnsterConfig:
 
 @dataclass(frozen=True)
 class ScopeConfig:
-    mode: str = "all"
+    mode: str = "all"  # all | groups | assigned
     groups: tuple[str, ...] = ()
+    application: str = ""  # mode assigned: the Learnster app's appId or service principal id
     nested: bool = False
     sync_groups: str = ""
+    filters: tuple[ScopeFilter, ...] = ()  # [[scope.filter]]: any matches (OR) of all (AND)
+
+    @property
+    def filter_attributes(self) -> tuple[str, ...]:
+        """The Graph user attributes the filters read."""
+        return tuple(sorted({c.attribute for f in self.filters for c in f.clauses}))
 
     @property
     def effective_sync_groups(self) -> str:
@@ -202,20 +211,35 @@ def _learnster_section(data: Mapping[str, Any], source: str) -> LearnsterConfig:
 
 def _scope_section(data: Mapping[str, Any], source: str) -> ScopeConfig:
     scope = _section(data, "scope", source)
-    _no_unknown(scope, set(ScopeConfig.__dataclass_fields__), source, "scope")
+    known = {*ScopeConfig.__dataclass_fields__, "filter"} - {"filters"}
+    _no_unknown(scope, known, source, "scope")
     groups = scope.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
         raise ConfigError(f"{source}: [scope] groups must be a list of group names or ids")
+    tables = scope.get("filter", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{source}: [[scope.filter]] must be tables ([[scope.filter]] ...)")
+    try:
+        filters = parse_filters(tables, is_user_attribute)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     scope_cfg = ScopeConfig(
-        mode=_choice(scope, "mode", ("all", "groups"), "all", "scope", source),
+        mode=_choice(scope, "mode", ("all", "groups", "assigned"), "all", "scope", source),
         groups=tuple(groups),
+        application=_str(scope, "application", "scope", source),
         nested=_bool(scope, "nested", False, "scope", source),
         sync_groups=_choice(
             scope, "sync_groups", ("", "all", "scope", "with_members", "none"), "", "scope", source
         ),
+        filters=filters,
     )
     if scope_cfg.mode == "groups" and not scope_cfg.groups:
         raise ConfigError(f'{source}: [scope] mode = "groups" needs at least one entry in groups')
+    if scope_cfg.mode == "assigned" and not scope_cfg.application:
+        raise ConfigError(
+            f'{source}: [scope] mode = "assigned" needs application: the Learnster enterprise '
+            "application's application (client) id, or its service principal's object id"
+        )
     return scope_cfg
 
 

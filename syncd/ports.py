@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from syncd.core.ledger import LedgerGroup, LedgerUser
-from syncd.core.records import DeltaRound, GroupSnapshot, Presence, UserSnapshot
+from syncd.core.records import Assignments, DeltaRound, GroupSnapshot, Presence, UserSnapshot
 
 # -- records the repositories hand out ------------------------------------------------------
 
@@ -93,11 +93,18 @@ class DirectorySource(Protocol):
         resource: str,
         link: str | None,
         on_object: Callable[[dict[str, Any]], None] | None = None,
+        select: Sequence[str] = ...,
     ) -> DeltaRound:
-        """One delta round of "users" or "groups"; a full read when ``link`` is None."""
+        """One delta round of "users" or "groups"; a full read when ``link`` is None, which
+        selects ``select`` of each user."""
         ...
 
-    async def get_user(self, key: str) -> dict[str, Any] | None:
+    async def assignments(self, application: str) -> Assignments:
+        """The users and groups assigned to the application (its appId or its service
+        principal's object id)."""
+        ...
+
+    async def get_user(self, key: str, select: Sequence[str] = ...) -> dict[str, Any] | None:
         """One user by object id or UPN, with its manager's id; None when there is none."""
         ...
 
@@ -158,14 +165,26 @@ class SnapshotRepository(Protocol):
         delta_links: Mapping[str, str],
         *,
         full_read_at: datetime | None,
+        selection: Sequence[str] | None = None,
+        assignments: Assignments | None = None,
     ) -> None:
-        """The whole snapshot, and the delta links that produced it, in one transaction."""
+        """The whole snapshot, and the delta links that produced it, in one transaction;
+        ``selection``: the user properties the users delta link now selects; ``assignments``:
+        who the Learnster app was assigned to when it was read."""
         ...
 
     def update(
-        self, users: UserSnapshot, groups: GroupSnapshot, delta_links: Mapping[str, str]
+        self,
+        users: UserSnapshot,
+        groups: GroupSnapshot,
+        delta_links: Mapping[str, str],
+        assignments: Assignments | None = None,
     ) -> None:
         """Only these records, and the delta links, in one transaction; ``settle()`` follows."""
+        ...
+
+    def assignments(self) -> Assignments | None:
+        """The app's assignments as the last cycle read them (None: not read)."""
         ...
 
     def settle(self) -> None:
@@ -173,6 +192,11 @@ class SnapshotRepository(Protocol):
         ...
 
     def delta_links(self) -> dict[str, str]: ...
+
+    def user_selection(self) -> tuple[str, ...] | None:
+        """What the stored users delta link selects (None: not recorded, an older syncd's)."""
+        ...
+
     def save_delta_links(self, links: Mapping[str, str]) -> None: ...
     def forget_delta_links(self) -> None: ...
     def last_full_read(self) -> datetime | None: ...

@@ -8,7 +8,8 @@ costs ~10 ms per user (docs/ARCHITECTURE.md, "The directory read").
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -24,9 +25,10 @@ from msgraph_core import GraphClientFactory
 from syncd.adapters.graph_auth import build_auth_provider, entra_hint
 from syncd.config import Config
 from syncd.core.decode import merge_delta_object
-from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, DeltaRound
+from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, Assignments, DeltaRound
 from syncd.credentials import tls_verify
 from syncd.errors import (
+    ConfigError,
     CredentialsRefused,
     DeltaTokenExpired,
     GraphReadError,
@@ -43,6 +45,7 @@ PERMISSION_HINTS = {
     USERS: "User.Read.All",
     GROUPS: "GroupMember.Read.All",
 }
+APPLICATION_PERMISSION = "Application.Read.All"  # the service principal and its assignments
 
 
 class GraphSource:
@@ -68,12 +71,15 @@ class GraphSource:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, info: RequestInformation, what: str) -> dict[str, Any]:
+    async def _send(
+        self, info: RequestInformation, what: str, permission: str = ""
+    ) -> dict[str, Any]:
+        """One request; ``permission``: the one a 403 means is missing (else by ``what``)."""
         self.requests += 1
         try:
             raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
         except APIError as exc:
-            raise _translate(exc, what) from None
+            raise _translate(exc, what, permission) from None
         except httpx.TransportError as exc:
             raise Unreachable(
                 f"cannot reach Microsoft Graph at {self.base_url}: {type(exc).__name__}"
@@ -101,10 +107,12 @@ class GraphSource:
         resource: str,
         link: str | None,
         on_object: Callable[[dict[str, Any]], None] | None = None,
+        select: Sequence[str] = USER_SELECT,
     ) -> DeltaRound:
         """One delta round for ``users`` or ``groups`` (a full read when link is None).
 
         With ``on_object`` each object goes there as its page arrives instead of being kept.
+        ``select``: the user properties a full read selects (the delta link keeps them).
         A round that fails part-way comes back with ``error`` set and the pages read whole;
         an expired delta token raises DeltaTokenExpired; credentials and connectivity raise.
         """
@@ -113,9 +121,7 @@ class GraphSource:
             info = builder.with_url(link).to_get_request_information()
         else:
             params = builder.DeltaRequestBuilderGetQueryParameters(
-                select=[*USER_SELECT, "manager"]
-                if resource == USERS
-                else [*GROUP_SELECT, "members"],
+                select=[*select, "manager"] if resource == USERS else [*GROUP_SELECT, "members"],
             )
             info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
         info.headers.try_add("Prefer", f"odata.maxpagesize={PAGE_SIZE}")
@@ -150,11 +156,13 @@ class GraphSource:
             result.delta_link = delta_link
             return result
 
-    async def get_user(self, key: str) -> dict[str, Any] | None:
+    async def get_user(
+        self, key: str, select: Sequence[str] = USER_SELECT
+    ) -> dict[str, Any] | None:
         """One user by object id or UPN, with its manager's id."""
         builder = self.client.users.by_user_id(key)
         params = builder.UserItemRequestBuilderGetQueryParameters(
-            select=list(USER_SELECT), expand=["manager($select=id)"]
+            select=list(select), expand=["manager($select=id)"]
         )
         info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
         try:
@@ -168,21 +176,69 @@ class GraphSource:
         """(id, displayName) of the groups ``user_id`` is a member of (directly, or nested)."""
         item = self.client.users.by_user_id(user_id)
         builder: Any = item.transitive_member_of if transitive else item.member_of
-        info = builder.to_get_request_information()
-        groups: list[tuple[str, str]] = []
+        return [
+            (obj["id"], obj["displayName"])
+            async for obj in self._pages(builder, None, f"groups of user {user_id}")
+            if obj.get("@odata.type") == GROUP_TYPE
+            and isinstance(obj.get("id"), str)
+            and isinstance(obj.get("displayName"), str)
+        ]
+
+    async def assignments(self, application: str) -> Assignments:
+        """Who is assigned to the application, read whole (``appRoleAssignedTo``, paged)."""
+        sp_id = await self._service_principal(application)
+        builder = self.client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+        params = builder.AppRoleAssignedToRequestBuilderGetQueryParameters(
+            select=["principalId", "principalType"], top=PAGE_SIZE
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        users: set[str] = set()
+        groups: set[str] = set()
+        what = "the assignments of the Learnster app"
+        async for obj in self._pages(builder, info, what, APPLICATION_PERMISSION):
+            principal, kind = obj.get("principalId"), obj.get("principalType")
+            if isinstance(principal, str) and kind in ("User", "Group"):
+                (users if kind == "User" else groups).add(sys.intern(principal))
+        return Assignments(sp_id, frozenset(users), frozenset(groups))
+
+    async def _service_principal(self, application: str) -> str:
+        """The object id of the application's service principal, by appId or by object id."""
+        what = "the Learnster app's service principal"
+        by_app_id: Any = self.client.service_principals_with_app_id(application)
+        by_id: Any = self.client.service_principals.by_service_principal_id(application)
+        for builder, parameters in (
+            (by_app_id, by_app_id.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters),
+            (by_id, by_id.ServicePrincipalItemRequestBuilderGetQueryParameters),
+        ):
+            query = RequestConfiguration(query_parameters=parameters(select=["id"]))
+            try:
+                found = await self._send(
+                    builder.to_get_request_information(query), what, APPLICATION_PERMISSION
+                )
+            except GraphReadError as exc:
+                if exc.status in (400, 404):  # not an appId, or no such object
+                    continue
+                raise
+            if isinstance(found.get("id"), str) and found["id"]:
+                return str(found["id"])
+        raise ConfigError(
+            f"[scope] application {application!r}: the tenant has no enterprise application "
+            "(service principal) with that application id or object id"
+        )
+
+    async def _pages(
+        self, builder: Any, info: RequestInformation | None, what: str, permission: str = ""
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of a paged collection, following its next links."""
+        info = info or builder.to_get_request_information()
         while True:
-            page = await self._send(info, f"groups of user {user_id}")
+            page = await self._send(info, what, permission)
             for obj in page.get("value") or []:
-                if (
-                    isinstance(obj, dict)
-                    and obj.get("@odata.type") == GROUP_TYPE
-                    and isinstance(obj.get("id"), str)
-                    and isinstance(obj.get("displayName"), str)
-                ):
-                    groups.append((obj["id"], obj["displayName"]))
+                if isinstance(obj, dict):
+                    yield obj
             next_link = page.get("@odata.nextLink")
             if not isinstance(next_link, str) or not next_link:
-                return groups
+                return
             info = builder.with_url(next_link).to_get_request_information()
 
     async def first_user(self) -> dict[str, Any] | None:
@@ -207,7 +263,7 @@ class GraphSource:
         return values[0] if values else None
 
 
-def _translate(exc: APIError, what: str) -> GraphReadError | StopCycle:
+def _translate(exc: APIError, what: str, permission: str = "") -> GraphReadError | StopCycle:
     status = int(getattr(exc, "response_status_code", 0) or 0)
     code, message = "", str(exc)
     error = getattr(exc, "error", None)
@@ -217,10 +273,10 @@ def _translate(exc: APIError, what: str) -> GraphReadError | StopCycle:
     if status == 401:
         return CredentialsRefused(f"Graph refused the token for {what} (401 {code}): {message}")
     if status == 403:
-        resource = USERS if what.startswith("user") else GROUPS
+        needed = permission or PERMISSION_HINTS[USERS if what.startswith("user") else GROUPS]
         return PermissionDenied(
             f"Graph denied {what} (403 {code}): the app registration needs the application "
-            f"permission {PERMISSION_HINTS[resource]} with admin consent"
+            f"permission {needed} with admin consent"
         )
     return GraphReadError(
         f"Graph failed on {what}: HTTP {status} {code}: {message}", status=status, code=code

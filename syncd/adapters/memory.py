@@ -7,13 +7,13 @@ both); values are copied in and out, so callers never share mutable state with t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from syncd.adapters.policy import LOG_KEEP_DAYS, escrow_delay, guard_state
 from syncd.core.ledger import LedgerGroup, LedgerUser
-from syncd.core.records import GroupSnapshot, Presence, UserSnapshot, user_name_key
+from syncd.core.records import Assignments, GroupSnapshot, Presence, UserSnapshot, user_name_key
 from syncd.ports import Escrow, LogEntry, LogLine, Run
 
 T = TypeVar("T")
@@ -36,6 +36,8 @@ class MemorySnapshot:
         self._groups: GroupSnapshot = {}
         self._links: dict[str, str] = {}
         self._last_full_read: datetime | None = None
+        self._selection: tuple[str, ...] | None = None
+        self._assignments: Assignments | None = None
 
     def load(self) -> tuple[UserSnapshot, GroupSnapshot]:
         return dict(self._users), dict(self._groups)
@@ -53,15 +55,25 @@ class MemorySnapshot:
         delta_links: Mapping[str, str],
         *,
         full_read_at: datetime | None,
+        selection: Sequence[str] | None = None,
+        assignments: Assignments | None = None,
     ) -> None:
         self._users, self._groups = dict(users), dict(groups)
+        self._assignments = assignments or self._assignments
         self._links.update(delta_links)
         if full_read_at is not None:
             self._last_full_read = full_read_at
+        if selection is not None:
+            self._selection = tuple(selection)
 
     def update(
-        self, users: UserSnapshot, groups: GroupSnapshot, delta_links: Mapping[str, str]
+        self,
+        users: UserSnapshot,
+        groups: GroupSnapshot,
+        delta_links: Mapping[str, str],
+        assignments: Assignments | None = None,
     ) -> None:
+        self._assignments = assignments or self._assignments
         self._users.update(users)
         self._groups.update(groups)
         self._links.update(delta_links)
@@ -77,6 +89,12 @@ class MemorySnapshot:
 
     def forget_delta_links(self) -> None:
         self._links.clear()
+
+    def user_selection(self) -> tuple[str, ...] | None:
+        return self._selection
+
+    def assignments(self) -> Assignments | None:
+        return self._assignments
 
     def last_full_read(self) -> datetime | None:
         return self._last_full_read

@@ -41,6 +41,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
         ],
         "stale": report.stale,
         "matching": _matching_counts(report),
+        "notes": report.notes,
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "graph_requests": report.graph_requests,
         "scim_requests": report.scim_requests,
@@ -72,6 +73,8 @@ def _short(value: Any) -> str:
 def print_plan(report: CycleReport, console: Console, title: str = "") -> None:
     """Every operation, one attribute change per line (lines, so nothing is cut to fit)."""
     title = title or f"Plan ({report.mode} read)"
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
     console.print(f"[bold]{title}: {len(report.plan)} operations[/]")
     for op in report.plan.operations:
         data = _labelled(op, report)
@@ -134,6 +137,9 @@ def print_report(report: CycleReport, console: Console) -> None:
             console.print(f"  … and {len(report.failures) - 20} more (see 'syncd status')")
     if report.message:
         console.print(f"  {report.message}", markup=False, soft_wrap=True)
+    if not report.dry_run:
+        for note in report.notes:
+            console.print(f"  note: {note}", markup=False, soft_wrap=True)
 
 
 @dataclass

@@ -14,10 +14,17 @@ from syncd.adapters.scim import ScimSink
 from syncd.adapters.sqlite import Store
 from syncd.config import Config
 from syncd.core.decode import decode_user
-from syncd.core.mapping import MappingOptions
+from syncd.core.mapping import MappingOptions, selected_attributes
 from syncd.core.planner import PlanOptions, plan
-from syncd.core.records import DirectoryGroup, DirectoryUser, Entry, GroupSnapshot, Presence
-from syncd.core.scope import Scope, compute_scope, resolve_scope_groups
+from syncd.core.records import (
+    DirectoryGroup,
+    DirectoryUser,
+    Entry,
+    GroupSnapshot,
+    Presence,
+    user_select,
+)
+from syncd.core.scope import ScopeRules, compute_scope, resolve_scope_groups
 from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier
@@ -27,8 +34,12 @@ from syncd.errors import ConfigError, ExitCode, GraphReadError, StopCycle
 log = logging.getLogger("syncd.provision")
 
 
-async def _directory_user(source: GraphSource, key: str) -> DirectoryUser:
-    raw = await source.get_user(key)
+async def _directory_user(source: GraphSource, key: str, config: Config) -> DirectoryUser:
+    attributes = [
+        *config.scope.filter_attributes,
+        *selected_attributes(config.user_mapping_overrides),
+    ]
+    raw = await source.get_user(key, select=user_select(attributes))
     if raw is None:
         raise ConfigError(f"no user {key!r} in the directory (give a UPN or an object id)")
     decoded = decode_user(raw)
@@ -58,18 +69,21 @@ async def provision(config: Config, store: Store, key: str) -> CycleReport:
 async def _provision(
     config: Config, store: Store, source: GraphSource, key: str, report: CycleReport
 ) -> None:
-    user = await _directory_user(source, key)
+    user = await _directory_user(source, key, config)
     ledger_users = store.ledger.users()
     people = [user]
     if user.manager_id and user.manager_id not in ledger_users:
-        people.insert(0, await _directory_user(source, user.manager_id))
+        people.insert(0, await _directory_user(source, user.manager_id, config))
     users = {p.id: Entry(p, Presence.PRESENT) for p in people}
     groups, direct = await _groups_of(config, source, people, user)
-    scope = _scope(config, users, groups, direct)
+    rules = await _rules(config, source, groups)
+    scope = compute_scope(users, groups, rules)
+    scope.groups &= direct  # tags hold direct members only
     if user.id not in scope.users:
+        named = f" ({', '.join(config.scope.groups)})" if config.scope.mode == "groups" else ""
         raise ConfigError(
-            f"{user.user_principal_name} is not a member of any [scope] group "
-            f"({', '.join(config.scope.groups)}): not provisioned"
+            f"{user.user_principal_name} {rules.why_out(user.id, users, groups)}{named}: "
+            "not provisioned"
         )
     if user.manager_id in ledger_users:
         scope.users.add(user.manager_id)  # exists in Learnster: the manager rides along
@@ -102,7 +116,7 @@ async def _groups_of(
 ) -> tuple[GroupSnapshot, set[str]]:
     """The groups of ``people`` as a small snapshot (each listing those of them it has), and
     the groups ``user`` is a direct member of (tags hold direct members only)."""
-    nested_scope = config.scope.nested and config.scope.mode == "groups"
+    nested_scope = config.scope.nested and config.scope.mode != "all"
     members: dict[str, set[str]] = {}
     names: dict[str, str] = {}
     direct: set[str] = set()
@@ -122,22 +136,24 @@ async def _groups_of(
     return groups, direct
 
 
-def _scope(
-    config: Config, users: dict[str, Entry[DirectoryUser]], groups: GroupSnapshot, direct: set[str]
-) -> Scope:
-    scope_ids: set[str] = set()
-    if config.scope.mode == "groups":
-        scope_ids, _ = resolve_scope_groups(config.scope.groups, groups)
-    scope = compute_scope(
-        users,
-        groups,
-        mode=config.scope.mode,
-        scope_groups=scope_ids,
-        nested=False,  # the groups read are the transitive ones already when nested
-        sync_groups=config.scope.effective_sync_groups,
+async def _rules(config: Config, source: GraphSource, groups: GroupSnapshot) -> ScopeRules:
+    """The scope's rules over the groups read; with nested groups they are the transitive ones
+    already, so nesting is not followed again."""
+    scope = config.scope
+    scope_groups: set[str] = set()
+    assigned: frozenset[str] = frozenset()
+    if scope.mode == "groups":
+        scope_groups, _ = resolve_scope_groups(scope.groups, groups)
+    elif scope.mode == "assigned":
+        assignments = await source.assignments(scope.application)
+        scope_groups, assigned = set(assignments.groups), assignments.users
+    return ScopeRules(
+        mode=scope.mode,
+        scope_groups=frozenset(scope_groups),
+        assigned_users=assigned,
+        sync_groups=scope.effective_sync_groups,
+        filters=scope.filters,
     )
-    scope.groups &= direct
-    return scope
 
 
 async def _apply(config: Config, store: Store, report: CycleReport) -> None:

@@ -17,6 +17,7 @@ from syncd.core.records import (
     USER_STRING_PROPERTIES,
     DirectoryUser,
     Problem,
+    is_user_attribute,
     learnster_user_name,
 )
 
@@ -78,9 +79,9 @@ def validate_overrides(overrides: Mapping[str, str]) -> None:
             continue
         if path in _DERIVED_PATHS:
             raise ValueError(f'{path!r} is derived and can only be dropped ("")')
-        if prop not in _MAPPABLE_PROPERTIES:
+        if prop not in _MAPPABLE_PROPERTIES and not is_user_attribute(prop):
             raise ValueError(
-                f"{path!r} = {prop!r}: {prop!r} is not a Graph user property syncd reads"
+                f"{path!r} = {prop!r}: {prop!r} is not a Graph user property syncd can read"
             )
 
 
@@ -153,6 +154,12 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
     table = options.table()
     flat: dict[str, Any] = {}
     properties = user.properties  # unpacked once: every get() would unpack again
+    others = [
+        p
+        for path, p in table.items()
+        if path not in _DERIVED_PATHS and p not in _MAPPABLE_PROPERTIES
+    ]
+    selected = user.values(others) if others else {}
     for path, prop in table.items():
         if path in (FORMATTED_NAME, MANAGER):
             continue
@@ -160,6 +167,8 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
             value = user.business_phones[0] if user.business_phones else ""
         elif prop == "userPrincipalName":
             value = learnster_user_name(properties.get(prop, ""))
+        elif prop in selected:
+            value = _as_text(selected[prop])
         else:
             value = properties.get(prop, "")
         if not value:
@@ -188,6 +197,23 @@ def map_user(user: DirectoryUser, options: MappingOptions) -> tuple[dict[str, An
         flat[MANAGER] = user.manager_id
     flat[ACTIVE] = user.account_enabled
     return flat, problems
+
+
+def _as_text(value: Any) -> str:
+    """A property beyond the string ones, as a SCIM string: booleans as Graph writes them,
+    the first of a list; objects have no text (left out)."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None or isinstance(value, dict):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def selected_attributes(overrides: Mapping[str, str]) -> tuple[str, ...]:
+    """The Graph user attributes the mapping reads beyond the ones every user is read with."""
+    return tuple(sorted({p for p in overrides.values() if p and p not in _MAPPABLE_PROPERTIES}))
 
 
 def learnster_keeps(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,6 +75,18 @@ def selected_property(attribute: str) -> str:
     return attribute.split(".", 1)[0]
 
 
+def user_select(attributes: Iterable[str] = ()) -> tuple[str, ...]:
+    """What syncd selects of each user: what the mapping table reads, and the properties that
+    carry ``attributes`` (those scoping filters and mapping overrides read)."""
+    extra = {selected_property(a) for a in attributes} - set(USER_SELECT)
+    return (*USER_SELECT, *sorted(extra))
+
+
+# What syncd selected before it read userType: delta links stored without a selection were
+# made with it.
+LEGACY_USER_SELECT: tuple[str, ...] = tuple(p for p in USER_SELECT if p != "userType")
+
+
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 
@@ -333,6 +345,30 @@ GroupSnapshot = dict[str, Entry[DirectoryGroup]]
 
 # Presence by stored value, without Enum's slower lookup (a full snapshot has 100,000 rows).
 PRESENCE_OF_STORED: Mapping[str | None, Presence] = {p.value: p for p in Presence}
+
+
+@dataclass(frozen=True)
+class Assignments:
+    """Who is assigned to the Learnster enterprise application (its appRoleAssignedTo)."""
+
+    service_principal: str  # the application's service principal (object id)
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "servicePrincipal": self.service_principal,
+            "users": sorted(self.users),
+            "groups": sorted(self.groups),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Assignments:
+        return cls(
+            str(data["servicePrincipal"]),
+            frozenset(data.get("users") or ()),
+            frozenset(data.get("groups") or ()),
+        )
 
 
 @dataclass

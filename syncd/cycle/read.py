@@ -6,7 +6,15 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from syncd.core.records import DeltaRound, GroupSnapshot, Problem, UserSnapshot
+from syncd.core.records import (
+    LEGACY_USER_SELECT,
+    USER_SELECT,
+    Assignments,
+    DeltaRound,
+    GroupSnapshot,
+    Problem,
+    UserSnapshot,
+)
 from syncd.core.snapshot import FullUserRound, fold_groups, fold_users
 from syncd.errors import DeltaTokenExpired, GraphReadError
 from syncd.ports import DirectorySource, SnapshotRepository
@@ -31,6 +39,11 @@ class DirectoryRead:
     quiet: bool = False  # nothing changed, and the last cycle had left Learnster in sync
     incremental: bool = False  # users/groups hold only the records this delta touched
     previous_users: UserSnapshot = field(default_factory=dict)  # their state before it
+    previous_groups: GroupSnapshot = field(default_factory=dict)
+    # What the users delta link stored with this read selects (None: it is the old one).
+    selection: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)  # for people: why the read was as it was
+    assignments: Assignments | None = None  # mode assigned: who the app is assigned to
 
     @property
     def complete(self) -> bool:
@@ -42,6 +55,8 @@ async def read_directory(
     snapshot: SnapshotRepository,
     *,
     full: bool,
+    select: tuple[str, ...] = USER_SELECT,
+    application: str = "",
     may_skip: bool = False,
     slice_only: bool = False,
 ) -> DirectoryRead:
@@ -49,17 +64,27 @@ async def read_directory(
 
     A round that fails part-way still contributes the objects it read (creates and updates
     may go ahead), but nothing it lacks counts as removed and its delta link is not advanced.
+    ``select``: the user properties to read; a delta link that selects less is not followed
+    (Graph's delta keeps its first selection), everything is read again.
     ``may_skip``: when the delta rounds bring nothing, the snapshot is not even loaded.
     ``slice_only``: load only the snapshot records the delta touches (incremental planning).
+    ``application``: also read who this app is assigned to (mode assigned), every cycle.
     """
     links = {} if full else snapshot.delta_links()
+    notes = _selection_notes(snapshot, links, select)
+    if notes:
+        links = {}
     is_full = full or USERS not in links or GROUPS not in links
     streamed = FullUserRound() if is_full else None
     try:
-        rounds = await _read_rounds(source, links, is_full, streamed)
+        rounds, assignments = await _read_rounds(
+            source, links, is_full, streamed, select, application
+        )
     except DeltaTokenExpired as expired:
         log.warning("Graph delta token for %s expired: reading everything again", expired)
-        return await read_directory(source, snapshot, full=True)
+        return await read_directory(
+            source, snapshot, full=True, select=select, application=application
+        )
     errors: list[GraphReadError] = []
     for resource, round_ in rounds.items():
         if round_.error is not None:
@@ -68,11 +93,47 @@ async def read_directory(
             round_.removed.clear()  # never remove anyone on a partial read
     links_after = {r: rounds[r].delta_link for r in rounds if rounds[r].complete}
     quiet = (
-        streamed is None and not errors and not any(r.objects or r.removed for r in rounds.values())
+        streamed is None
+        and not errors
+        and not any(r.objects or r.removed for r in rounds.values())
+        and (assignments is None or assignments == snapshot.assignments())
     )
     if may_skip and quiet and not is_full:
         return DirectoryRead({}, {}, links_after, False, [], set(), quiet=True)
     incremental = slice_only and not is_full and not errors
+    read = _fold(snapshot, rounds, streamed, incremental=incremental)
+    read.links, read.errors, read.notes, read.assignments = links_after, errors, notes, assignments
+    read.selection = select if is_full and rounds[USERS].complete else None
+    return read
+
+
+def _selection_notes(
+    snapshot: SnapshotRepository, links: dict[str, str], select: tuple[str, ...]
+) -> list[str]:
+    """Why the stored delta links cannot be followed for ``select`` (no note: they can)."""
+    if USERS not in links:
+        return []
+    stored = snapshot.user_selection() or LEGACY_USER_SELECT
+    missing = sorted(set(select) - set(stored))
+    if not missing:
+        return []
+    note = (
+        "reading everything again: the configuration reads user properties the stored "
+        f"delta links do not ({', '.join(missing)}), as Entra's restart does"
+    )
+    log.warning("%s", note)
+    return [note]
+
+
+def _fold(
+    snapshot: SnapshotRepository,
+    rounds: dict[str, DeltaRound],
+    streamed: FullUserRound | None,
+    *,
+    incremental: bool,
+) -> DirectoryRead:
+    """The rounds folded over the stored snapshot (only the records they touch, if
+    ``incremental``)."""
     if incremental:
         # Only the records this delta touches: the rest of the snapshot stays on disk.
         previous_users = snapshot.users([*rounds[USERS].objects, *rounds[USERS].removed])
@@ -91,18 +152,18 @@ async def read_directory(
         previous_groups,
         rounds[GROUPS].objects,
         rounds[GROUPS].removed,
-        full=is_full and rounds[GROUPS].complete,
+        full=streamed is not None and rounds[GROUPS].complete,
     )
     return DirectoryRead(
         users=users,
         groups=groups.snapshot,
-        links=links_after,
-        full=is_full,
+        links={},
+        full=streamed is not None,
         problems=[*user_problems, *groups.problems],
         changed_users=changed_users,
-        errors=errors,
         incremental=incremental,
         previous_users=previous_users if incremental else {},
+        previous_groups=previous_groups if incremental else {},
     )
 
 
@@ -111,8 +172,11 @@ async def _read_rounds(
     links: dict[str, str],
     is_full: bool,
     streamed: FullUserRound | None,
-) -> dict[str, DeltaRound]:
-    """Users and groups at the same time: a small delta cycle waits one Graph round trip less.
+    select: tuple[str, ...],
+    application: str,
+) -> tuple[dict[str, DeltaRound], Assignments | None]:
+    """Users, groups and the app's assignments at the same time: a small delta cycle waits one
+    Graph round trip less.
 
     Raises DeltaTokenExpired (naming the resource) when either round's token expired.
     """
@@ -121,13 +185,14 @@ async def _read_rounds(
         link = None if is_full else links.get(resource)
         on_object = streamed.add if streamed is not None and resource == USERS else None
         try:
-            return await source.delta(resource, link, on_object)
+            return await source.delta(resource, link, on_object, select)
         except DeltaTokenExpired as exc:
             return exc
 
     try:
         async with asyncio.TaskGroup() as group:
             tasks = {r: group.create_task(read_round(r)) for r in (USERS, GROUPS)}
+            assigned = group.create_task(source.assignments(application)) if application else None
     except BaseExceptionGroup as failed:  # StopCycle: as if read one by one
         raise failed.exceptions[0] from None
     rounds: dict[str, DeltaRound] = {}
@@ -136,4 +201,4 @@ async def _read_rounds(
         if isinstance(outcome, DeltaTokenExpired):
             raise DeltaTokenExpired(resource) from outcome
         rounds[resource] = outcome
-    return rounds
+    return rounds, assigned.result() if assigned is not None else None

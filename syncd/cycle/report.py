@@ -46,6 +46,7 @@ class CycleReport:
     # Dry runs: how each create will be matched in Learnster, and which users are guests.
     matching: dict[str, str] = field(default_factory=dict)
     guests: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # for people: how this cycle read and why
 
     def count(self, kind: str, outcome: Outcome) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.config import Config
-from syncd.core.mapping import MappingOptions
+from syncd.core.mapping import MappingOptions, selected_attributes
 from syncd.core.operations import Outcome, Plan, defer, restrict_plan
 from syncd.core.planner import PlanOptions, plan
+from syncd.core.records import user_select
 from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier, Progress
@@ -59,7 +60,13 @@ def config_fingerprint(config: Config) -> str:
     """What, besides the directory and the ledger, decides a plan: if it changes, replan."""
     relevant = {
         "tenant_url": config.learnster.tenant_url,
-        "scope": [config.scope.mode, config.scope.groups, config.scope.nested],
+        "scope": [
+            config.scope.mode,
+            config.scope.groups,
+            config.scope.application,
+            config.scope.nested,
+            [[str(c) for c in f.clauses] for f in config.scope.filters],
+        ],
         "sync_groups": config.scope.effective_sync_groups,
         "sync": [
             config.sync.on_hard_delete,
@@ -177,13 +184,24 @@ class _Cycle:
             self.source,
             state.snapshot,
             full=full,
+            select=user_select(
+                [
+                    *config.scope.filter_attributes,
+                    *selected_attributes(config.user_mapping_overrides),
+                ]
+            ),
+            application=config.scope.application if config.scope.mode == "assigned" else "",
             may_skip=steady,
-            slice_only=steady and config.scope.mode == "all",
+            # Mode groups names its groups: only the whole directory resolves the names.
+            slice_only=steady
+            and config.scope.mode != "groups"
+            and config.scope.effective_sync_groups != "with_members",
         )
         self.report.mode = "full" if read.full else "delta"
         self.report.graph_requests = self.source.requests
         self.report.timings["read_cpu_seconds"] = time.process_time() - cpu
         self.report.problems.extend(read.problems)
+        self.report.notes.extend(read.notes)
         return read
 
     def _snapshot_saves(self, read: DirectoryRead) -> _Saves:
@@ -199,13 +217,17 @@ class _Cycle:
         if self.dry_run:
             return _Saves()
         if read.incremental:
-            update = functools.partial(snapshot.update, read.users, dict(read.groups), read.links)
+            update = functools.partial(
+                snapshot.update, read.users, dict(read.groups), read.links, read.assignments
+            )
             return _Saves([update, snapshot.settle])
         snapshot.replace(
             read.users,
             read.groups,
             read.links,
             full_read_at=self.now if read.full and read.complete else None,
+            selection=read.selection,
+            assignments=read.assignments,
         )
         return _Saves()
 

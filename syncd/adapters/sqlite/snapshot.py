@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from syncd.adapters.sqlite.sql import compact, get_meta, in_chunks, put_meta, set_meta, sql_now
 from syncd.core.records import (
     PRESENCE_OF_STORED,
+    Assignments,
     DirectoryGroup,
     DirectoryUser,
     Entry,
@@ -21,6 +22,8 @@ from syncd.core.records import (
 
 WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 LAST_FULL_READ = "last_full_read"
+USER_SELECTION = "user_selection"
+ASSIGNMENTS = "assignments"
 
 
 class SqliteSnapshot:
@@ -50,6 +53,8 @@ class SqliteSnapshot:
         delta_links: Mapping[str, str],
         *,
         full_read_at: datetime | None,
+        selection: Sequence[str] | None = None,
+        assignments: Assignments | None = None,
     ) -> None:
         """Replace the snapshot and store the delta links that produced it, in one transaction.
 
@@ -71,9 +76,16 @@ class SqliteSnapshot:
             self._put_delta_links(delta_links)
             if full_read_at is not None:
                 put_meta(db, LAST_FULL_READ, full_read_at.isoformat())
+            if selection is not None:
+                put_meta(db, USER_SELECTION, json.dumps(list(selection)))
+            self._put_assignments(assignments)
 
     def update(
-        self, users: UserSnapshot, groups: GroupSnapshot, delta_links: Mapping[str, str]
+        self,
+        users: UserSnapshot,
+        groups: GroupSnapshot,
+        delta_links: Mapping[str, str],
+        assignments: Assignments | None = None,
     ) -> None:
         """Write only the given records (a delta cycle) and the delta links, in one transaction.
 
@@ -99,6 +111,16 @@ class SqliteSnapshot:
                 _group_rows(groups),
             )
             self._put_delta_links(delta_links)
+            self._put_assignments(assignments)
+
+    def assignments(self) -> Assignments | None:
+        value = get_meta(self._db, ASSIGNMENTS)
+        return Assignments.from_json(json.loads(value)) if value else None
+
+    def _put_assignments(self, assignments: Assignments | None) -> None:
+        """Inside the caller's transaction; None leaves what is stored."""
+        if assignments is not None:
+            put_meta(self._db, ASSIGNMENTS, compact(assignments.to_json()))
 
     def settle(self) -> None:
         """Copy the WAL into the database now, and again whenever it reaches the usual size."""
@@ -128,6 +150,10 @@ class SqliteSnapshot:
             "INSERT OR REPLACE INTO delta_link (resource, link, stored_at) VALUES (?, ?, ?)",
             [(resource, link, now) for resource, link in links.items()],
         )
+
+    def user_selection(self) -> tuple[str, ...] | None:
+        value = get_meta(self._db, USER_SELECTION)
+        return tuple(json.loads(value)) if value else None
 
     def last_full_read(self) -> datetime | None:
         value = get_meta(self._db, LAST_FULL_READ)
