@@ -16,6 +16,7 @@ import pytest
 from syncd.adapters.scim import ScimSink
 from syncd.adapters.transport import parse_retry_after
 from syncd.credentials import Secret
+from syncd.fakes._http import LoopbackServer, Request, Response
 from syncd.fakes.learnster import FakeLearnster
 from tests.helpers import CORE, run
 
@@ -265,3 +266,77 @@ def test_client_side_rate_limit() -> None:
         elapsed = run(burst())
         assert isinstance(elapsed, float)
         assert elapsed >= 0.95  # 21 starts at most 20 per second, evenly spaced
+
+
+class PagedUsers:
+    """A SCIM Users list on loopback whose pages and totals can be made to misbehave."""
+
+    def __init__(self, count: int, *, cap: int = 500, claims: int | None = None) -> None:
+        self.users = [{"id": f"u{i:05d}", "userName": f"u{i}@x.example"} for i in range(count)]
+        self.cap, self.claims = cap, claims
+        self.starts: list[int] = []
+        self.server = LoopbackServer(self.app)
+
+    def app(self, req: Request) -> Response:
+        start, count = int(req.query["startIndex"]), int(req.query["count"])
+        self.starts.append(start)
+        page = self.users[start - 1 : start - 1 + min(count, self.cap)]
+        total = len(self.users) if self.claims is None else self.claims
+        return Response.json({"totalResults": total, "Resources": page, "itemsPerPage": len(page)})
+
+    def listed(self) -> list[str]:
+        async def go() -> list[str]:
+            url = f"{self.server.origin}/scim/v2"
+            async with ScimSink(url, Secret("t"), max_concurrency=4) as sink:
+                return [r["id"] async for r in sink.iter_users(page_size=100)]
+
+        self.server.start()
+        try:
+            return run(go())
+        finally:
+            self.server.stop()
+
+
+@pytest.mark.parametrize(
+    ("count", "cap", "claims"),
+    [
+        (1234, 500, None),  # pages of 100, four at a time
+        (100, 500, None),  # exactly one page
+        (0, 500, None),
+        (1234, 30, None),  # the server gives fewer than asked: its page length is the stride
+        (1234, 500, 5000),  # a total that claims too many: the empty pages end the list
+        (1234, 500, 700),  # a total that claims too few: read on while the pages are full
+    ],
+    ids=["waves", "one page", "empty", "server caps pages", "total too high", "total too low"],
+)
+def test_a_list_is_read_in_waves_of_pages_each_user_once(
+    count: int, cap: int, claims: int | None
+) -> None:
+    server = PagedUsers(count, cap=cap, claims=claims)
+    listed = server.listed()
+    expected = count
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == [u["id"] for u in server.users][:expected]
+    stride = min(100, cap)
+    assert server.starts[0] == 1
+    # On the first page's stride, but for one look past a short last page when the total
+    # claims more than there is.
+    off_grid = [s for s in server.starts if (s - 1) % stride]
+    assert off_grid == ([count + 1] if claims and claims > count else [])
+
+
+def test_a_page_shorter_than_the_first_makes_the_rest_read_one_by_one() -> None:
+    server = PagedUsers(1000)
+    original = server.app
+
+    def uneven(req: Request) -> Response:
+        if req.query["startIndex"] == "301":  # one page comes back short
+            server.starts.append(301)
+            page = server.users[300:350]
+            return Response.json({"totalResults": 1000, "Resources": page})
+        return original(req)
+
+    server.server = LoopbackServer(uneven)
+    listed = server.listed()
+    assert sorted(listed) == [u["id"] for u in server.users]
+    assert 351 in server.starts  # read on from where the short page ended

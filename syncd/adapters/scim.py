@@ -10,25 +10,27 @@ import random
 import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from syncd import __version__
-from syncd.adapters.transport import Pacer, SendWatch, environment_proxy, parse_retry_after
+from syncd.adapters.scim_replies import (
+    classify,
+    filter_string,
+    list_resources,
+    resource_of,
+    resource_path,
+)
+from syncd.adapters.transport import Pacer, SendWatch, environment_proxy
 from syncd.config import Config, learnster_token
 from syncd.core.messages import PATCH_SCHEMA, work_email_key
 from syncd.core.records import user_name_key
 from syncd.credentials import Secret, tls_verify
 from syncd.errors import (
     BadResponseError,
-    ConflictError,
-    CredentialsRefused,
     NotFoundError,
-    PermissionDenied,
-    RejectedError,
     ScimError,
-    SyncdError,
     TransientError,
     Unreachable,
 )
@@ -44,26 +46,12 @@ LIST_PAGE_SIZE = 500
 _ANSWER_UNUSED = frozenset({"PATCH", "DELETE"})
 
 
-def _resource_path(endpoint: str, scim_id: str) -> str:
-    """The path of one resource. Its id comes from Learnster: whatever it holds ("/", "?",
-    "..") stays inside the one path segment instead of naming another resource."""
-    if not scim_id:
-        raise BadResponseError(f"{endpoint}: a resource without a Learnster id")
-    segment = urllib.parse.quote(scim_id, safe="")
-    if segment in (".", ".."):  # dot segments are resolved away by URL parsers
-        segment = segment.replace(".", "%2E")
-    return f"/{endpoint}/{segment}"
-
-
-def _has_id(resource: Any) -> TypeGuard[dict[str, Any]]:
-    """Whether a reply's resource carries an id syncd can address it by."""
-    return (
-        isinstance(resource, dict) and isinstance(resource.get("id"), str) and bool(resource["id"])
-    )
-
-
-def _scim_filter_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _unseen(resources: list[dict[str, Any]], seen: set[str]) -> Iterator[dict[str, Any]]:
+    """The resources not listed before (pages read twice, or a list that moved under us)."""
+    for resource in resources:
+        if resource["id"] not in seen:
+            seen.add(resource["id"])
+            yield resource
 
 
 @contextlib.contextmanager
@@ -112,6 +100,8 @@ class ScimSink:
         }
         self._timeout = httpx.Timeout(timeout_seconds).as_dict()
         self._slots = asyncio.Semaphore(max_concurrency)
+        # Pages of a list read at a time: more costs memory (each a few MB parsed) for little.
+        self._width = min(max_concurrency, 4)
         self._idle: list[httpx.AsyncHTTPTransport] = []
         self._transports: list[httpx.AsyncHTTPTransport] = []
         self._pacer = Pacer(max_requests_per_second) if max_requests_per_second > 0 else None
@@ -251,7 +241,7 @@ class ScimSink:
                 self._idle.append(transport)
         if response.status_code < 300:
             return response
-        raise self._classify(method, path, response)
+        raise classify(method, path, response)
 
     @staticmethod
     async def _exchange(
@@ -271,84 +261,39 @@ class ScimSink:
             await response.aclose()
         return response
 
-    def _classify(self, method: str, path: str, response: httpx.Response) -> SyncdError:
-        status = response.status_code
-        detail, scim_type = "", ""
-        try:
-            payload = response.json()
-            if isinstance(payload, Mapping):
-                detail = str(payload.get("detail") or "")
-                scim_type = str(payload.get("scimType") or "")
-        except ValueError:
-            detail = response.text[:200]
-        where = f"{method} {path}: HTTP {status}"
-        message = f"{where}: {detail}" if detail else where
-        if status == 401:
-            return CredentialsRefused(
-                "Learnster refused the request (401): the Secret Token is wrong or expired"
-            )
-        if status == 403:
-            return PermissionDenied(
-                "Learnster refused the request (403): the Secret Token is not allowed to do this"
-            )
-        if status == 404:
-            return NotFoundError(message, status=status, detail=detail, scim_type=scim_type)
-        if status == 409:
-            return ConflictError(message, status=status, detail=detail, scim_type=scim_type)
-        if status == 429 or status >= 500:
-            return TransientError(
-                message,
-                status=status,
-                detail=detail,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        return RejectedError(message, status=status, detail=detail, scim_type=scim_type)
-
-    @staticmethod
-    def _resource(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
-        try:
-            payload = response.json()
-        except ValueError:
-            raise BadResponseError(
-                f"{method} {path}: Learnster answered {response.status_code} without JSON"
-            ) from None
-        if not _has_id(payload):
-            raise BadResponseError(f"{method} {path}: Learnster's reply has no resource id")
-        return payload
-
     # -- users ------------------------------------------------------------------------------
 
     async def create_user(self, resource: Mapping[str, Any]) -> dict[str, Any]:
         response = await self._request("POST", "/Users", body=resource)
-        return self._resource("POST", "/Users", response)
+        return resource_of("POST", "/Users", response)
 
     async def patch_user(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
-        await self._patch(_resource_path("Users", scim_id), operations)
+        await self._patch(resource_path("Users", scim_id), operations)
 
     async def delete_user(self, scim_id: str) -> None:
-        await self._request("DELETE", _resource_path("Users", scim_id))
+        await self._request("DELETE", resource_path("Users", scim_id))
 
     async def get_user(self, scim_id: str) -> dict[str, Any]:
-        path = _resource_path("Users", scim_id)
-        return self._resource("GET", path, await self._request("GET", path))
+        path = resource_path("Users", scim_id)
+        return resource_of("GET", path, await self._request("GET", path))
 
     async def find_user(self, user_name: str) -> dict[str, Any] | None:
         """The Learnster user whose userName equals ``user_name`` (case-insensitively)."""
-        params = {"filter": f"userName eq {_scim_filter_string(user_name)}"}
+        params = {"filter": f"userName eq {filter_string(user_name)}"}
         response = await self._request("GET", "/Users", params=params)
-        for resource in self._list_resources("GET /Users", response):
+        for resource in list_resources("GET /Users", response):
             if user_name_key(str(resource.get("userName", ""))) == user_name_key(user_name):
                 return resource
         return None
 
     async def find_users_by_email(self, address: str) -> list[dict[str, Any]]:
         """The Learnster users whose work e-mail is ``address`` (case-insensitively)."""
-        quoted = _scim_filter_string(address)
+        quoted = filter_string(address)
         params = {"filter": f'emails[type eq "work" and value eq {quoted}]'}
         response = await self._request("GET", "/Users", params=params)
         return [
             resource
-            for resource in self._list_resources("GET /Users", response)
+            for resource in list_resources("GET /Users", response)
             if work_email_key(resource) == user_name_key(address)
         ]
 
@@ -376,37 +321,35 @@ class ScimSink:
                         if found:
                             return found[0]
                     response = await self._send_once("POST", "/Groups", body=resource, params=None)
-                    return self._resource("POST", "/Groups", response)
+                    return resource_of("POST", "/Groups", response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_groups(self, external_id: str) -> list[dict[str, Any]]:
         """Every Learnster group whose externalId is ``external_id`` (normally one)."""
-        params = {"filter": f"externalId eq {_scim_filter_string(external_id)}"}
+        params = {"filter": f"externalId eq {filter_string(external_id)}"}
         response = await self._request("GET", "/Groups", params=params)
         return [
-            r
-            for r in self._list_resources("GET /Groups", response)
-            if r.get("externalId") == external_id
+            r for r in list_resources("GET /Groups", response) if r.get("externalId") == external_id
         ]
 
     async def patch_group(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
         # A tag's answer would list all its members (30,000 for "everyone" at 100,000 users)
         # for every batch of 100 added; RFC 7644 §3.9 lets the client leave them out.
         await self._patch(
-            _resource_path("Groups", scim_id), operations, params={"excludedAttributes": "members"}
+            resource_path("Groups", scim_id), operations, params={"excludedAttributes": "members"}
         )
 
     async def group_members(self, scim_id: str) -> list[str]:
         """The Learnster ids of a tag's members, read once (RFC 7644 §3.9: only ``members``)."""
-        path = _resource_path("Groups", scim_id)
+        path = resource_path("Groups", scim_id)
         response = await self._request("GET", path, params={"attributes": "members"})
-        members = self._resource("GET", path, response).get("members") or []
+        members = resource_of("GET", path, response).get("members") or []
         if not isinstance(members, list):
             raise BadResponseError(f"GET {path}: members is not a list")
         return [str(m["value"]) for m in members if isinstance(m, Mapping) and m.get("value")]
 
     async def delete_group(self, scim_id: str) -> None:
-        await self._request("DELETE", _resource_path("Groups", scim_id))
+        await self._request("DELETE", resource_path("Groups", scim_id))
 
     async def iter_groups(
         self, page_size: int = LIST_PAGE_SIZE, attributes: str = "displayName,externalId"
@@ -429,37 +372,58 @@ class ScimSink:
     async def _iter(
         self, path: str, page_size: int, attributes: str = ""
     ) -> AsyncIterator[dict[str, Any]]:
-        start = 1
-        while True:
-            params = {"startIndex": str(start), "count": str(page_size)}
-            if attributes:
-                params["attributes"] = attributes
-            response = await self._request("GET", path, params=params)
-            resources = self._list_resources(f"GET {path}", response)
-            for resource in resources:
-                yield resource
-            total = response.json().get("totalResults", 0)
-            start += len(resources)
-            if not resources or start > int(total):
-                return
+        """Every resource of a list, once, in pages: after the first, several at a time.
 
-    @staticmethod
-    def _list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]:
+        The first page's length is the stride. A page shorter than it before the end, or a
+        page as full as asked where the total said the list ends (a total that lies), makes
+        the rest be read one page after the other, until a page comes back short.
+        """
+        resources, total = await self._page(path, 1, page_size, attributes)
+        seen: set[str] = set()
+        for resource in _unseen(resources, seen):
+            yield resource
+        stride, start, last = len(resources), 1 + len(resources), len(resources)
+        while stride and start <= total:
+            starts = range(start, min(total, start + stride * self._width - 1) + 1, stride)
+            pages = await asyncio.gather(
+                *(self._page(path, s, page_size, attributes) for s in starts)
+            )
+            for resources, _ in pages:
+                for resource in _unseen(resources, seen):
+                    yield resource
+            short = next((i for i, (r, _) in enumerate(pages) if len(r) < stride), None)
+            last = len(pages[-1 if short is None else short][0])
+            if short is not None:
+                start = starts[short] + last
+                break
+            start = starts[-1] + stride
+        # One page after the other: what is left before the total, or past it while pages come
+        # back as full as asked (a total that claims too few).
+        while last and (start <= total or last == page_size):
+            resources, total = await self._page(path, start, page_size, attributes)
+            for resource in _unseen(resources, seen):
+                yield resource
+            start, last = start + len(resources), len(resources)
+
+    async def _page(
+        self, path: str, start: int, page_size: int, attributes: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a list and the total the server says the list has."""
+        params = {"startIndex": str(start), "count": str(page_size)}
+        if attributes:
+            params["attributes"] = attributes
+        response = await self._request("GET", path, params=params)
+        resources = list_resources(f"GET {path}", response)
+        total = response.json().get("totalResults", 0)
         try:
-            payload = response.json()
-        except ValueError:
-            raise BadResponseError(f"{where}: Learnster's list reply is not JSON") from None
-        if not isinstance(payload, dict):
-            raise BadResponseError(f"{where}: Learnster's list reply is not a ListResponse")
-        resources = payload.get("Resources", [])
-        if not isinstance(resources, list):
-            raise BadResponseError(f"{where}: Resources is not a list")
-        return [r for r in resources if _has_id(r)]
+            return resources, int(total)
+        except (TypeError, ValueError):
+            raise BadResponseError(f"GET {path}: totalResults is not a number") from None
 
     async def check(self, probe_user_name: str) -> None:
         """Test connection: a filter for a user that cannot exist must give an empty list."""
         try:
-            params = {"filter": f"userName eq {_scim_filter_string(probe_user_name)}"}
+            params = {"filter": f"userName eq {filter_string(probe_user_name)}"}
             response = await self._request("GET", "/Users", params=params)
         except Unreachable as exc:
             raise Unreachable(

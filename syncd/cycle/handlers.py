@@ -77,7 +77,7 @@ class Handlers:
             log.info("%s: a create was interrupted before; matching it first", user_name)
         match = await self.matcher.user(attrs)
         if match is not None:
-            await self._adopt_user(op, attrs, match.resource)
+            await self._adopt_user(op, attrs, match.scim_id, match.held)
             return
         manager = attrs.get(MANAGER)
         manager_scim = self.links.resolve(manager) if manager else None
@@ -97,17 +97,16 @@ class Handlers:
         manager = attrs.get(MANAGER)
         if manager and self.links.resolve(manager) is None:
             attrs.pop(MANAGER)
-        await self._adopt_user(op, attrs, existing)
+        await self._adopt_user(op, attrs, str(existing["id"]), flatten_user_resource(existing))
 
     async def _adopt_user(
-        self, op: CreateUser, attrs: dict[str, Any], existing: Mapping[str, Any]
+        self, op: CreateUser, attrs: dict[str, Any], scim_id: str, current: dict[str, Any]
     ) -> None:
         """Link a user Learnster already has and update it where it differs from the mapping.
 
         Compared with what Learnster keeps of the mapped values (its first phone number only),
         so a takeover does not PATCH what Learnster would drop again.
         """
-        current = flatten_user_resource(existing)
         if current.get(MANAGER):
             # Compare managers by Graph id: translate Learnster's manager id back if we know it.
             current[MANAGER] = self.links.graph_id_of(current[MANAGER]) or current[MANAGER]
@@ -116,10 +115,10 @@ class Handlers:
         sent = self._acknowledged(current, attrs)
         if ops:
             try:
-                await self.target.patch_user(existing["id"], ops)
+                await self.target.patch_user(scim_id, ops)
             except ConflictError as exc:  # not the create's conflict: adopting failed
                 raise RejectedError(str(exc), status=exc.status, detail=exc.detail) from exc
-        self.links.record_user(op.user_id, LedgerUser(existing["id"], sent), adopted=True)
+        self.links.record_user(op.user_id, LedgerUser(scim_id, sent), adopted=True)
         self.tally.outcome(op, Outcome.ADOPTED)
 
     def _acknowledged(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

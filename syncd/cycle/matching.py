@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from syncd.core.attrs import PackedAttrs
 from syncd.core.mapping import USER_NAME, WORK_EMAIL
-from syncd.core.messages import work_email_key
+from syncd.core.messages import flatten_user_resource, work_email_key
 from syncd.core.records import user_name_key
 from syncd.cycle.links import Links
 from syncd.errors import AlreadyLinked, AmbiguousMatch
@@ -28,8 +29,21 @@ BY_EMAILS = "emails"
 class Match:
     """A Learnster user a directory user is, and which attribute said so."""
 
-    resource: dict[str, Any]
+    scim_id: str
+    held: dict[str, Any]  # what Learnster holds, flat (flatten_user_resource)
     by: str  # "userName" | "emails"
+
+
+class _Listed(NamedTuple):
+    """A listed Learnster user, kept small: 100,000 of them as parsed resources took ~400 MB,
+    their flat attributes packed (keys shared between users) a tenth of that."""
+
+    scim_id: str
+    flat: PackedAttrs  # flatten_user_resource
+
+    @classmethod
+    def of(cls, resource: Mapping[str, Any]) -> _Listed:
+        return cls(str(resource["id"]), PackedAttrs(flatten_user_resource(resource)))
 
 
 class Matcher:
@@ -41,8 +55,8 @@ class Matcher:
         self._target = target
         self._links = links
         self._match_by = tuple(match_by)
-        self._by_name: dict[str, list[dict[str, Any]]] | None = None
-        self._by_email: dict[str, list[dict[str, Any]]] = {}
+        self._by_name: dict[str, list[_Listed]] | None = None
+        self._by_email: dict[str, list[_Listed]] = {}
         self._unlinked_groups: dict[str, dict[str, Any]] = {}
 
     @property
@@ -53,12 +67,13 @@ class Matcher:
     async def list_users(self) -> None:
         self._by_name, self._by_email = {}, {}
         async for resource in self._target.iter_users():
+            listed = _Listed.of(resource)
             name = resource.get("userName")
             if isinstance(name, str):
-                self._by_name.setdefault(user_name_key(name), []).append(resource)
+                self._by_name.setdefault(user_name_key(name), []).append(listed)
             email = work_email_key(resource)
             if email is not None and BY_EMAILS in self._match_by:
-                self._by_email.setdefault(email, []).append(resource)
+                self._by_email.setdefault(email, []).append(listed)
 
     async def list_groups(self, linked_scim_ids: Iterable[str]) -> None:
         """Learnster's tags that no directory group is linked to, by externalId."""
@@ -83,7 +98,7 @@ class Matcher:
                 # Linked ones belong to another directory user: not candidates.
                 found = [r for r in await self._by_work_email(email) if not self._linked(r)]
             if len(found) > 1:
-                ids = ", ".join(sorted(str(r["id"]) for r in found))
+                ids = ", ".join(sorted(r.scim_id for r in found))
                 raise AmbiguousMatch(
                     f"{user_name} matches {len(found)} Learnster users by {attribute} ({ids}): "
                     "adopted neither, created nothing",
@@ -98,22 +113,22 @@ class Matcher:
                         detail=f"userName {user_name!r} is already linked to another directory "
                         "user",
                     )
-                return Match(found[0], attribute)
+                return Match(found[0].scim_id, found[0].flat.unpack(), attribute)
         return None
 
-    def _linked(self, resource: Mapping[str, Any]) -> bool:
-        return self._links.is_linked(str(resource["id"]))
+    def _linked(self, listed: _Listed) -> bool:
+        return self._links.is_linked(listed.scim_id)
 
-    async def _by_user_name(self, user_name: str) -> list[dict[str, Any]]:
+    async def _by_user_name(self, user_name: str) -> list[_Listed]:
         if self._by_name is not None:
             return self._by_name.get(user_name_key(user_name), [])
         found = await self._target.find_user(user_name)
-        return [found] if found is not None else []
+        return [_Listed.of(found)] if found is not None else []
 
-    async def _by_work_email(self, email: str) -> list[dict[str, Any]]:
+    async def _by_work_email(self, email: str) -> list[_Listed]:
         if self._by_name is not None:
             return self._by_email.get(user_name_key(email), [])
-        return await self._target.find_users_by_email(email)
+        return [_Listed.of(r) for r in await self._target.find_users_by_email(email)]
 
     def unlinked_group(self, graph_id: str) -> dict[str, Any] | None:
         """A tag whose externalId is this group's id, that no directory group is linked to."""

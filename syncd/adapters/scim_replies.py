@@ -1,0 +1,105 @@
+"""What Learnster's answers mean: a failed request's error class, a resource, a list; paths.
+
+No I/O: the sink hands these the response it read.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, TypeGuard
+
+import httpx
+
+from syncd.adapters.transport import parse_retry_after
+from syncd.errors import (
+    BadResponseError,
+    ConflictError,
+    CredentialsRefused,
+    NotFoundError,
+    PermissionDenied,
+    RejectedError,
+    SyncdError,
+    TransientError,
+)
+
+
+def resource_path(endpoint: str, scim_id: str) -> str:
+    """The path of one resource. Its id comes from Learnster: whatever it holds ("/", "?",
+    "..") stays inside the one path segment instead of naming another resource."""
+    if not scim_id:
+        raise BadResponseError(f"{endpoint}: a resource without a Learnster id")
+    segment = urllib.parse.quote(scim_id, safe="")
+    if segment in (".", ".."):  # dot segments are resolved away by URL parsers
+        segment = segment.replace(".", "%2E")
+    return f"/{endpoint}/{segment}"
+
+
+def has_id(resource: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether a reply's resource carries an id syncd can address it by."""
+    return (
+        isinstance(resource, dict) and isinstance(resource.get("id"), str) and bool(resource["id"])
+    )
+
+
+def filter_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
+    status = response.status_code
+    detail, scim_type = "", ""
+    try:
+        payload = response.json()
+        if isinstance(payload, Mapping):
+            detail = str(payload.get("detail") or "")
+            scim_type = str(payload.get("scimType") or "")
+    except ValueError:
+        detail = response.text[:200]
+    where = f"{method} {path}: HTTP {status}"
+    message = f"{where}: {detail}" if detail else where
+    if status == 401:
+        return CredentialsRefused(
+            "Learnster refused the request (401): the Secret Token is wrong or expired"
+        )
+    if status == 403:
+        return PermissionDenied(
+            "Learnster refused the request (403): the Secret Token is not allowed to do this"
+        )
+    if status == 404:
+        return NotFoundError(message, status=status, detail=detail, scim_type=scim_type)
+    if status == 409:
+        return ConflictError(message, status=status, detail=detail, scim_type=scim_type)
+    if status == 429 or status >= 500:
+        return TransientError(
+            message,
+            status=status,
+            detail=detail,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    return RejectedError(message, status=status, detail=detail, scim_type=scim_type)
+
+
+def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise BadResponseError(
+            f"{method} {path}: Learnster answered {response.status_code} without JSON"
+        ) from None
+    if not has_id(payload):
+        raise BadResponseError(f"{method} {path}: Learnster's reply has no resource id")
+    return payload
+
+
+def list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise BadResponseError(f"{where}: Learnster's list reply is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadResponseError(f"{where}: Learnster's list reply is not a ListResponse")
+    resources = payload.get("Resources", [])
+    if not isinstance(resources, list):
+        raise BadResponseError(f"{where}: Resources is not a list")
+    return [r for r in resources if has_id(r)]
