@@ -55,6 +55,8 @@ def _labelled(op: Operation, report: CycleReport) -> dict[str, Any]:
         data["match"] = report.matching[data["object"]]
     if data["object"] in report.guests:
         data["guest"] = True
+    if data["object"] in report.reasons:
+        data["why"] = f"{data['label'] or data['object']} {report.reasons[data['object']]}"
     return data
 
 
@@ -83,6 +85,8 @@ def print_plan(report: CycleReport, console: Console, title: str = "") -> None:
             label += " guest"
         if "match" in data:
             label += f" [{data['match']}]"
+        if data["object"] in report.reasons:
+            label += f": {report.reasons[data['object']]}"
         if "attributes" in data:
             console.print(f"  {op.kind:<15} {label}", soft_wrap=True, markup=False)
             for path, value in sorted(data["attributes"].items()):

@@ -188,7 +188,7 @@ def operation_to_json(op: Operation) -> dict[str, Any]:
 
 
 # What a saved plan says about an operation for its reader, not what the operation does.
-ANNOTATIONS = frozenset({"label", "match", "guest"})
+ANNOTATIONS = frozenset({"label", "match", "guest", "why"})
 
 
 def _operation_key(data: Mapping[str, Any]) -> str:

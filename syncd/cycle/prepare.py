@@ -100,9 +100,9 @@ def whole_directory_inputs(state: State, read: DirectoryRead, config: Config) ->
 def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> PlanningInputs | None:
     """Scope, ledger slices and id sets for planning only what a delta touched.
 
-    Besides the changed users, the reports of anyone who appeared or disappeared are
-    re-targeted (their manager reference depends on it), and so are the users who joined or
-    left a scope group. None when only the whole directory can decide: a UPN clash with a
+    Besides the changed users, the reports of anyone who appeared, disappeared or may have
+    moved in or out of scope are re-targeted (their manager reference depends on it), and so
+    are the users who joined or left a scope group. None when only the whole directory can decide: a UPN clash with a
     record outside the slice, new assignments, a change in how scope groups nest.
     """
     snapshot, ledger = state.snapshot, state.ledger
@@ -113,10 +113,13 @@ def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> Pla
     if members is None:
         return None
     changed = set(read.users)
-    appeared_or_left = {
-        uid for uid, entry in read.users.items() if _was_present(read, uid) != entry.present
-    }
-    reports = snapshot.reports_of(appeared_or_left) - changed if appeared_or_left else set()
+    if rules.filters or rules.mode != "all":
+        # Whoever changed may have entered or left the scope: their reports' manager
+        # references depend on it.
+        moved = changed | members.changed
+    else:
+        moved = {uid for uid, e in read.users.items() if _was_present(read, uid) != e.present}
+    reports = snapshot.reports_of(moved) - changed if moved else set()
     read.users.update(snapshot.users(reports | (members.changed - changed)))
     if _clashes_outside(state, read):
         return None

@@ -47,6 +47,7 @@ class CycleReport:
     matching: dict[str, str] = field(default_factory=dict)
     guests: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # for people: how this cycle read and why
+    reasons: dict[str, str] = field(default_factory=dict)  # dry runs: why a user is deactivated
 
     def count(self, kind: str, outcome: Outcome) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1

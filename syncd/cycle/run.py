@@ -14,9 +14,9 @@ from typing import Any
 
 from syncd.config import Config
 from syncd.core.mapping import MappingOptions, selected_attributes
-from syncd.core.operations import Outcome, Plan, defer, restrict_plan
+from syncd.core.operations import Outcome, Plan, UpdateUser, defer, restrict_plan
 from syncd.core.planner import PlanOptions, plan
-from syncd.core.records import user_select
+from syncd.core.records import Presence, user_select
 from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier, Progress
@@ -269,6 +269,8 @@ class _Cycle:
         report.held = len(report.plan.held)
         report.planned_counts = report.plan.counts()
         report.timings["plan_cpu_seconds"] = time.process_time() - cpu
+        if self.dry_run:
+            report.reasons = deactivation_reasons(report.plan, read, inputs)
 
     def _plan_options(self, read: DirectoryRead) -> PlanOptions:
         sync = self.config.sync
@@ -372,3 +374,23 @@ def _full_read_due(last: datetime | None, config: Config, now: datetime) -> bool
     if last is None:
         return True
     return now - last >= timedelta(days=config.schedule.full_every_days)
+
+
+def deactivation_reasons(
+    the_plan: Plan, read: DirectoryRead, inputs: PlanningInputs
+) -> dict[str, str]:
+    """Why each user a plan deactivates is deactivated, for people reading the plan."""
+    reasons: dict[str, str] = {}
+    for op in [*the_plan.operations, *the_plan.held]:
+        if not isinstance(op, UpdateUser) or not op.deactivates:
+            continue
+        entry = read.users.get(op.user_id)
+        if entry is None:
+            reasons[op.user_id] = "is gone from the directory"
+        elif entry.presence is Presence.RECYCLED:
+            reasons[op.user_id] = "is in the directory's recycle bin"
+        elif not entry.record.account_enabled:
+            reasons[op.user_id] = "is disabled in the directory"
+        else:
+            reasons[op.user_id] = inputs.rules.why_out(op.user_id, read.users, read.groups)
+    return reasons
