@@ -162,3 +162,32 @@ def test_wrong_secret_token(
     assert code == ExitCode.AUTH
     assert "the Secret Token is wrong or expired" in out
     assert "not-the-token" not in out
+
+
+def test_check_reads_the_assignments_and_names_the_permission_they_need(
+    fakes: tuple[FakeGraph, FakeLearnster], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd.fakes.graph.apps import LEARNSTER_APP_ID
+
+    graph, learnster = fakes
+    graph.add_learnster_app(assign_groups=2, assign_users=3)
+    config = configure(tmp_path, graph, learnster)
+    with config.open("a") as file:
+        file.write(f'\n[scope]\nmode = "assigned"\napplication = "{LEARNSTER_APP_ID}"\n')
+    code, out = run_check(config, capsys)
+    assert code == ExitCode.AUTH
+    assert (
+        "✗ Graph denied the Learnster app's service principal (403 Authorization_RequestDenied): "
+        "the app registration needs the application permission Application.Read.All with admin "
+        "consent" in out
+    )
+    graph.permissions.add("Application.Read.All")
+    code, out = run_check(config, capsys)
+    assert code == 0, out
+    assert "Graph: the Learnster app's assignments readable (3 users and 2 groups assigned)" in out
+    config.write_text(
+        config.read_text().replace(LEARNSTER_APP_ID, "00000000-0000-0000-0000-000000000001")
+    )
+    code, out = run_check(config, capsys)
+    assert code == ExitCode.USAGE
+    assert "the tenant has no enterprise application (service principal) with that" in out

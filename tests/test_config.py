@@ -16,6 +16,9 @@ from syncd.errors import ConfigError
 EXAMPLE = Path(__file__).parent.parent / "config" / "syncd.example.toml"
 
 
+CLAUSE = {"attribute": "department", "operator": "EQUALS", "value": "Sales"}
+
+
 def minimal(**sections: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "graph": {"tenant_id": "t", "client_id": "c"},
@@ -49,6 +52,30 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
         (minimal(sync={"phone_default_region": "XX"}), "not a region code"),
         (minimal(learnster={"max_concurrency": 0}), "max_concurrency = 0 is out of range"),
         (minimal(mapping={"user": {"userName": ""}}), "cannot be dropped"),
+        (minimal(scope={"mode": "assigned"}), 'mode = "assigned" needs application'),
+        (minimal(scope={"mode": "everyone"}), "must be one of: all | groups | assigned"),
+        (minimal(sync={"match_by": ["emails", "phone"]}), "'phone' is not a matching attribute"),
+        (minimal(sync={"match_by": []}), "match_by must be a list of attributes"),
+        (
+            minimal(scope={"filter": [{"clauses": [CLAUSE, {**CLAUSE, "operator": "LIKE"}]}]}),
+            "syncd.toml: [[scope.filter]] 1 clause 2: operator 'LIKE' is not one of",
+        ),
+        (
+            minimal(
+                scope={
+                    "filter": [{"clauses": [{**CLAUSE, "operator": "REGEX MATCH", "value": "("}]}]
+                }
+            ),
+            "[[scope.filter]] 1 clause 1: the regular expression '(' does not compile",
+        ),
+        (
+            minimal(scope={"filter": [{"clauses": [{**CLAUSE, "attribute": "shoeSize"}]}]}),
+            "[[scope.filter]] 1 clause 1: 'shoeSize' is not a Graph user property",
+        ),
+        (
+            minimal(scope={"filter": {"clauses": [CLAUSE]}}),
+            "[[scope.filter]] must be tables",
+        ),
     ],
 )
 def test_mistakes_are_refused_naming_the_key(data: dict[str, Any], message: str) -> None:

@@ -307,3 +307,36 @@ def test_overrides_drop_and_remap() -> None:
 def test_invalid_overrides_are_refused(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_overrides(overrides)
+
+
+def test_an_override_sends_any_graph_property_extension_attributes_included() -> None:
+    cost_center = f"{ENTERPRISE_SCHEMA}:costCenter"
+    extension = "extension_0123456789abcdef0123456789abcdef_isContractor"
+    raw = {
+        **GRAPH_USER,
+        "onPremisesExtensionAttributes": {
+            "extensionAttribute3": "CC-4711",
+            "extensionAttribute4": None,
+        },
+        extension: True,
+        "employeeType": "Contractor",
+    }
+    decoded = decode_user(raw)
+    assert decoded.user is not None
+    overrides = {
+        cost_center: "onPremisesExtensionAttributes.extensionAttribute3",
+        f"{ENTERPRISE_SCHEMA}:division": extension,
+        "title": "employeeType",
+        f"{ENTERPRISE_SCHEMA}:department": "onPremisesExtensionAttributes.extensionAttribute4",
+    }
+    validate_overrides(overrides)
+    attrs, problems = map_user(decoded.user, MappingOptions("SE", overrides))
+    assert attrs[cost_center] == "CC-4711"
+    assert attrs[f"{ENTERPRISE_SCHEMA}:division"] == "true"  # a boolean as Graph writes it
+    assert attrs["title"] == "Contractor"
+    assert f"{ENTERPRISE_SCHEMA}:department" not in attrs  # null: left out, never sent as null
+    assert problems == []
+    resource = build_user_resource(attrs, None)
+    assert resource[ENTERPRISE_SCHEMA]["costCenter"] == "CC-4711"
+    with pytest.raises(ValueError, match="not a Graph user property"):
+        validate_overrides({cost_center: "onPremisesExtensionAttributes.extensionAttribute16"})

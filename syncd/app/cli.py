@@ -339,6 +339,12 @@ def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> in
             )
             await source.first_group()
             console.print("[green]✓[/] Graph: groups and members readable")
+            if config.scope.mode == "assigned":
+                assigned = await source.assignments(config.scope.application)
+                console.print(
+                    f"[green]✓[/] Graph: the Learnster app's assignments readable "
+                    f"({len(assigned.users)} users and {len(assigned.groups)} groups assigned)"
+                )
         finally:
             await source.aclose()
         async with ScimSink.from_config(

@@ -22,10 +22,12 @@ from syncd.cycle.report import CycleReport
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.graph import FakeGraph
+from syncd.fakes.graph.apps import LEARNSTER_APP_ID
 from syncd.fakes.learnster import FakeLearnster
 
 DEMO_TOKEN = "demo-learnster-token"  # noqa: S105 - the fake's own token, not a credential
 DEMO_SECRET = "demo-graph-secret"  # noqa: S105
+PERMISSIONS = {"User.Read.All", "GroupMember.Read.All", "Application.Read.All"}
 
 
 def write_demo_config(directory: Path, graph: FakeGraph, learnster: FakeLearnster) -> Path:
@@ -44,6 +46,10 @@ ca_file = "{graph.ca_file or ""}"
 [learnster]
 tenant_url = "{learnster.base_url}"
 max_concurrency = 8
+
+[scope]
+mode = "assigned"                 # the users and groups assigned to the Learnster app
+application = "{LEARNSTER_APP_ID}"
 
 [sync]
 phone_default_region = "SE"
@@ -116,8 +122,8 @@ def _sent_table(title: str, learnster: FakeLearnster, detail_limit: int) -> Tabl
     return table
 
 
-def _change_tenant(graph: FakeGraph, console: Console) -> None:
-    """A promotion, a rename, a disabled user and a group move."""
+def _change_tenant(graph: FakeGraph, console: Console, assigned: set[str]) -> None:
+    """A promotion, a rename, a disabled user and a move between two assigned groups."""
     users = [u for u in graph.users if u.get("accountEnabled", True)]
     by_id = {u["id"]: u for u in users}
     promoted = next(u for u in users if graph.manager_of(u["id"]) and u.get("jobTitle"))
@@ -135,7 +141,7 @@ def _change_tenant(graph: FakeGraph, console: Console) -> None:
     )
     disabled = next(u for u in users if u["id"] not in (promoted["id"], renamed["id"]))
     graph.disable_user(disabled["id"])
-    groups = [g for g in graph.groups if graph.member_ids(g["id"])]
+    groups = [g for g in graph.groups if graph.member_ids(g["id"]) and g["id"] in assigned]
     source, target = groups[0], groups[1]
     mover_id = next(m for m in graph.member_ids(source["id"]) if m in by_id and m != disabled["id"])
     graph.remove_member(source["id"], mover_id)
@@ -155,19 +161,23 @@ def run_demo(*, users: int = 200, seed: int = 7, console: Console | None = None)
     console = console or Console()
     # The demo prints problems itself; per-user log lines would drown the tables.
     logging.getLogger("syncd").setLevel(logging.ERROR)
-    org = generate_organisation(users, seed=seed)
+    org = generate_organisation(users, seed=seed, guest_share=0.03)
     with (
         tempfile.TemporaryDirectory(prefix="syncd-demo-") as tmp,
-        FakeGraph(org, tls=True, client_secret=DEMO_SECRET) as graph,
+        FakeGraph(org, tls=True, client_secret=DEMO_SECRET, permissions=PERMISSIONS) as graph,
         FakeLearnster(token=DEMO_TOKEN) as learnster,
     ):
+        # Everyone works in an office: the office groups are assigned, and two people directly.
+        offices = [g["id"] for g in graph.groups if g["displayName"].startswith("Office ")]
+        graph.add_learnster_app(assign_groups=offices, assign_users=2)
         os.environ["SYNCD_GRAPH_CLIENT_SECRET"] = DEMO_SECRET
         os.environ["SYNCD_LEARNSTER_TOKEN"] = DEMO_TOKEN
         config = load_config(str(write_demo_config(Path(tmp), graph, learnster)))
         console.print(
             f"[bold]syncd demo[/]: fake Entra tenant with {len(org.users)} users and "
             f"{len(org.groups)} groups at {graph.base_url} (TLS, client-secret auth); "
-            f"fake Learnster at {learnster.base_url}"
+            f"fake Learnster at {learnster.base_url}; scope: the {len(offices)} office groups "
+            "and 2 users assigned to the Learnster app"
         )
         store = Store(config.state_database)
         exit_code = ExitCode.OK
@@ -176,7 +186,7 @@ def run_demo(*, users: int = 200, seed: int = 7, console: Console | None = None)
                 ("initial full cycle", "after the changes", "nothing changed"), start=1
             ):
                 if number == 2:
-                    _change_tenant(graph, console)
+                    _change_tenant(graph, console, set(offices))
                 learnster.clear_requests()
                 graph.clear_requests()
                 with store.lock():

@@ -61,6 +61,11 @@ DEFAULT_USER_MAPPING: Mapping[str, str] = {
     ORGANIZATION: "companyName",
     MANAGER: "manager",
 }
+# SCIM attributes an override may fill that the default table does not send: the enterprise
+# extension's (RFC 7643 §4.3), e.g. costCenter from an extension attribute.
+OPTIONAL_PATHS: frozenset[str] = frozenset(
+    f"{ENTERPRISE_SCHEMA}:{a}" for a in ("employeeNumber", "costCenter", "division", "department")
+)
 PHONE_PATHS = (WORK_PHONE, MOBILE_PHONE)  # work first: Learnster keeps only the first number
 # Paths whose source is not a plain Graph property and so cannot be re-pointed.
 _DERIVED_PATHS = frozenset({FORMATTED_NAME, MANAGER})
@@ -71,7 +76,11 @@ _MAPPABLE_PROPERTIES = frozenset({*USER_STRING_PROPERTIES, "businessPhones"})
 def validate_overrides(overrides: Mapping[str, str]) -> None:
     """Raise ValueError naming the first override that cannot be honoured."""
     for path, prop in overrides.items():
-        if path not in DEFAULT_USER_MAPPING and path != FORMATTED_NAME:
+        if (
+            path not in DEFAULT_USER_MAPPING
+            and path != FORMATTED_NAME
+            and path not in OPTIONAL_PATHS
+        ):
             raise ValueError(f"{path!r} is not a SCIM attribute syncd sends")
         if prop == "":
             if path in _UNDROPPABLE:

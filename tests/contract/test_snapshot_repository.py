@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.core.records import (
+    Assignments,
     DirectoryGroup,
     DirectoryUser,
     Entry,
@@ -310,3 +311,49 @@ def test_settle_is_safe_at_any_time_and_keeps_what_update_wrote(
     snapshot.update(dict([user("u4")]), {}, {})  # and update works again after settling
     snapshot.settle()
     assert snapshot.counts()["snapshot_users"] == 4
+
+
+def test_the_user_selection_is_kept_from_the_read_that_stored_it(
+    snapshot: SnapshotRepository,
+) -> None:
+    assert snapshot.user_selection() is None
+    snapshot.replace({}, {}, {"users": "link-1"}, full_read_at=None, selection=("id", "mail"))
+    assert snapshot.user_selection() == ("id", "mail")
+    snapshot.replace(
+        {}, {}, {"users": "link-2"}, full_read_at=None
+    )  # a read that selected as before
+    snapshot.update({}, {}, {"users": "link-3"})
+    assert snapshot.user_selection() == ("id", "mail")
+    snapshot.replace({}, {}, {}, full_read_at=None, selection=("id", "mail", "employeeType"))
+    assert snapshot.user_selection() == ("id", "mail", "employeeType")
+
+
+def test_the_assignments_are_kept_until_a_read_brings_others(
+    snapshot: SnapshotRepository,
+) -> None:
+    assert snapshot.assignments() is None
+    first = Assignments("sp-1", frozenset({"u1", "u2"}), frozenset({"g1"}))
+    snapshot.replace({}, {}, {}, full_read_at=None, assignments=first)
+    assert snapshot.assignments() == first
+    snapshot.update({}, {}, {})
+    snapshot.replace({}, {}, {}, full_read_at=None)
+    assert snapshot.assignments() == first
+    second = Assignments("sp-1", frozenset(), frozenset({"g1", "g2"}))
+    snapshot.update({}, {}, {}, second)
+    assert snapshot.assignments() == second
+
+
+def test_extra_properties_survive_the_round_trip(snapshot: SnapshotRepository) -> None:
+    extra = {
+        "employeeType": "Contractor",
+        "onPremisesExtensionAttributes": {"extensionAttribute7": "EMEA-N"},
+        "extension_0123456789abcdef0123456789abcdef_isContractor": True,
+    }
+    record = DirectoryUser("u1", {"userPrincipalName": "u1@x.example"}, extra=extra)
+    snapshot.replace({"u1": Entry(record, Presence.PRESENT)}, {}, {}, full_read_at=None)
+    [(loaded, _)] = snapshot.users(["u1"]).values()
+    assert loaded == record
+    assert loaded.extra == extra
+    assert loaded.values(["onPremisesExtensionAttributes.extensionAttribute7"]) == {
+        "onPremisesExtensionAttributes.extensionAttribute7": "EMEA-N"
+    }
