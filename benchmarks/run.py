@@ -47,7 +47,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import takeover
+from benchmarks import scope, takeover
 from benchmarks.tenant import GRAPH_TOKEN, LEARNSTER_TOKEN, change_users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +105,17 @@ def _bench_parser(
         "--latency-ms", type=float, default=50.0, help="fake Learnster latency per request"
     )
     p.add_argument("--concurrency", type=int, default=16, help="[learnster] max_concurrency")
+    p.add_argument(
+        "--scope",
+        choices=("all", "assigned"),
+        default="all",
+        help="assigned: the office groups assigned to the Learnster app, two scoping filters",
+    )
+    p.add_argument(
+        "--guests",
+        action="store_true",
+        help="2 %% B2B guests and scoping attributes in the tenant (--scope assigned implies it)",
+    )
     p.add_argument("--seed", type=int, default=1, help="generator and change-selection seed")
     p.add_argument("--change-percent", type=float, default=1.0, help=change_help)
     p.add_argument(repeat[0], type=int, default=repeat[1], help=repeat_help)
@@ -439,7 +450,9 @@ def _sync(
 # ---------------------------------------------------------------------------- setup and report
 
 
-def _write_config(workdir: Path, graph_url: str, learnster_url: str, concurrency: int) -> Path:
+def _write_config(
+    workdir: Path, graph_url: str, learnster_url: str, concurrency: int, scope: str = ""
+) -> Path:
     path = workdir / "syncd.toml"
     path.write_text(
         "\n".join(
@@ -461,7 +474,7 @@ def _write_config(workdir: Path, graph_url: str, learnster_url: str, concurrency
                 "",
                 "[state]",
                 f"database = {json.dumps(str(workdir / 'state.db'))}",
-                "",
+                scope,
             ]
         )
     )
@@ -689,10 +702,15 @@ def _start_graph(args: argparse.Namespace, workdir: Path) -> Fake:
         "--memberships", f"{args.memberships:g}",
         "--seed", str(args.seed),
         "--token", GRAPH_TOKEN,
+        *(["--guest-share", "0.02", "--scope-attributes"] if _guests(args) else []),
     ]  # fmt: skip
     graph = _start_fake("graph", graph_args, workdir, args.startup_timeout)
     err.print(f"  {graph.url}  (pid {graph.process.pid})")
     return graph
+
+
+def _guests(args: argparse.Namespace) -> bool:
+    return bool(args.guests or args.scope == "assigned")
 
 
 def _start_learnster(args: argparse.Namespace, workdir: Path, purpose: str = "") -> Fake:
@@ -747,7 +765,12 @@ def _benchmark(
         learnster = _start_learnster(args, workdir)
         fakes.append(learnster)
 
-        config_path = _write_config(workdir, graph.url, learnster.url, args.concurrency)
+        scope_toml = ""
+        if args.scope == "assigned":
+            offices = scope.assign_offices(graph.url)
+            err.print(f"assigned {offices} office groups to the Learnster app, with two filters")
+            scope_toml = scope.SCOPE_TOML
+        config_path = _write_config(workdir, graph.url, learnster.url, args.concurrency, scope_toml)
         env = _sync_env()
         _compile_syncd(env)
 

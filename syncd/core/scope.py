@@ -7,6 +7,7 @@ scope when the mode includes them and, if there are filters, at least one matche
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -33,8 +34,9 @@ class ScopeRules:
     sync_groups: str = "all"  # all | scope | with_members | none
     filters: tuple[ScopeFilter, ...] = ()
 
-    @property
+    @functools.cached_property
     def attributes(self) -> tuple[str, ...]:
+        """The user attributes the filters read."""
         return tuple(sorted({c.attribute for f in self.filters for c in f.clauses}))
 
     def passes_filters(self, user: DirectoryUser) -> bool:

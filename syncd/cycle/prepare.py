@@ -113,12 +113,10 @@ def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> Pla
     if members is None:
         return None
     changed = set(read.users)
-    if rules.filters or rules.mode != "all":
-        # Whoever changed may have entered or left the scope: their reports' manager
-        # references depend on it.
-        moved = changed | members.changed
-    else:
-        moved = {uid for uid, e in read.users.items() if _was_present(read, uid) != e.present}
+    # Whoever entered or left the scope (appeared, disappeared, joined or left a scope group,
+    # passes the filters now or no more): their reports' manager references depend on it.
+    passes: dict[str, bool] = {}  # uid -> passes the filters now (each user evaluated once)
+    moved = members.changed | {uid for uid in changed if _moved(read, uid, rules, passes)}
     reports = snapshot.reports_of(moved) - changed if moved else set()
     read.users.update(snapshot.users(reports | (members.changed - changed)))
     if _clashes_outside(state, read):
@@ -132,7 +130,7 @@ def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> Pla
     outside = snapshot.presence_of(referenced - read.users.keys())
     live = {uid for uid, presence in outside.items() if presence is not Presence.DELETED}
     live |= {uid for uid, entry in read.users.items() if entry.presence is not Presence.DELETED}
-    in_scope = _in_scope(state, read, rules, members.users, outside, managers)
+    in_scope = _in_scope(state, read, rules, members.users, outside, managers, passes)
     affected = set(read.users)
     return PlanningInputs(
         scope=Scope(users=in_scope, groups=_touched_tags(read, rules)),
@@ -203,6 +201,7 @@ def _in_scope(
     group_members: set[str],
     outside: Mapping[str, Presence],
     managers: set[str],
+    passes: dict[str, bool],
 ) -> set[str]:
     """The slice's users in scope, with the referenced users outside it that may be."""
     candidates = {uid for uid, entry in read.users.items() if entry.present}
@@ -217,7 +216,11 @@ def _in_scope(
     records.update(
         (uid, e.record) for uid, e in state.snapshot.users(managers & outside.keys()).items()
     )
-    return {uid for uid in candidates if uid in records and rules.passes_filters(records[uid])}
+    return {
+        uid
+        for uid in candidates
+        if uid in records and (passes[uid] if uid in passes else rules.passes_filters(records[uid]))
+    }
 
 
 def _touched_tags(read: DirectoryRead, rules: ScopeRules) -> set[str]:
@@ -225,9 +228,17 @@ def _touched_tags(read: DirectoryRead, rules: ScopeRules) -> set[str]:
     return tags(read.groups, present, set(), rules)
 
 
-def _was_present(read: DirectoryRead, uid: str) -> bool:
-    before = read.previous_users.get(uid)
-    return before is not None and before.present
+def _moved(read: DirectoryRead, uid: str, rules: ScopeRules, passes: dict[str, bool]) -> bool:
+    """Whether a user of the delta is there now and was not, or the other way round, or
+    passes the filters now and did not (or did and does not)."""
+    before, now = read.previous_users.get(uid), read.users[uid]
+    was = before is not None and before.present
+    if was != now.present:
+        return True
+    if not was or not rules.filters or before is None:
+        return False
+    passes[uid] = rules.passes_filters(now.record)
+    return rules.passes_filters(before.record) != passes[uid]
 
 
 def refold_fully(state: State, read: DirectoryRead) -> DirectoryRead:
