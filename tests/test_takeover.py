@@ -130,9 +130,13 @@ def test_a_guest_is_sent_without_ext_and_found_again_on_takeover(
         }
     )
     plain = h.graph.add_user({"userPrincipalName": "first_last@contoso.example"})
+    emailish = h.graph.add_user(  # a guest whose UPN is their e-mail address: sent as it is
+        {"userPrincipalName": "bo.ek@partner.example", "userType": "Guest"}
+    )
     assert h.sync().exit_code == ExitCode.OK
     assert h.learnster.user_by_username("anna_fabrikam.com@contoso.example") is not None
     assert h.learnster.user_by_username("first_last@contoso.example") is not None
+    assert h.learnster.user_by_username("bo.ek@partner.example") is not None
     assert not [u for u in h.learnster.users.values() if "#" in u["userName"]]
 
     forget_state(h)
@@ -141,7 +145,7 @@ def test_a_guest_is_sent_without_ext_and_found_again_on_takeover(
     assert report.exit_code == ExitCode.OK
     assert [r for r in h.scim_requests() if r.method == "POST"] == []
     assert report.outcomes["create_user"]["adopted"] == len(h.learnster.users)
-    assert {guest, plain} <= set(report.labels)
+    assert {guest, plain, emailish} <= set(report.labels)
     assert_learnster_matches_directory(h)
 
 
