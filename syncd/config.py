@@ -8,11 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from syncd.config_values import (
+    boolean,
+    choice,
+    no_unknown,
+    number,
+    string,
+    table_of,
+    url,
+    whole,
+)
 from syncd.core.filters import ScopeFilter, parse_filters
 from syncd.core.records import is_user_attribute
-from syncd.credentials import Secret, is_loopback_host, read_secret
+from syncd.credentials import Secret, read_secret
 from syncd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/syncd/syncd.toml"
@@ -30,6 +39,12 @@ _SECRET_KEYS = frozenset(
 )
 
 
+# The longest answer read from Graph or Learnster (decoded): a Graph page of 999 users is ~2 MB,
+# a tag of 30,000 members ~3 MB; an answer that does not end is cut off here.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+RESPONSE_BYTES_RANGE = (64 * 1024, 1024 * 1024 * 1024)
+
+
 @dataclass(frozen=True)
 class GraphConfig:
     tenant_id: str
@@ -40,6 +55,7 @@ class GraphConfig:
     base_url: str = "https://graph.microsoft.com/v1.0"
     authority: str = "login.microsoftonline.com"
     ca_file: str = ""  # extra CA bundle (TLS-inspecting proxies, test CAs)
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # one answer, decoded; more fails that read
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class LearnsterConfig:
     timeout_seconds: float = 60.0
     ca_file: str = ""
     max_requests_per_second: float = 0.0  # 0 = no client-side rate limit
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # one answer, decoded; more fails that request
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         "notify",
         "metrics",
     }
-    _no_unknown(data, known, source, "")
+    no_unknown(data, known, source, "")
     for required in ("graph", "learnster"):
         if required not in data:
             raise ConfigError(f"{source}: section [{required}] is required")
@@ -175,44 +192,46 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
 
 
 def _graph_section(data: Mapping[str, Any], source: str) -> GraphConfig:
-    graph = _section(data, "graph", source)
+    graph = table_of(data, "graph", source)
     graph_cfg = GraphConfig(
-        tenant_id=_str(graph, "tenant_id", "graph", source, required=True),
-        client_id=_str(
+        tenant_id=string(graph, "tenant_id", "graph", source, required=True),
+        client_id=string(
             graph, "client_id", "graph", source, required=graph.get("auth") != "access_token"
         ),
-        auth=_choice(graph, "auth", GRAPH_AUTH_MODES, "client_secret", "graph", source),
-        client_secret_file=_str(graph, "client_secret_file", "graph", source),
-        certificate_path=_str(graph, "certificate_path", "graph", source),
-        base_url=_url(graph, "base_url", "https://graph.microsoft.com/v1.0", "graph", source),
-        authority=_str(graph, "authority", "graph", source) or "login.microsoftonline.com",
-        ca_file=_str(graph, "ca_file", "graph", source),
+        auth=choice(graph, "auth", GRAPH_AUTH_MODES, "client_secret", "graph", source),
+        client_secret_file=string(graph, "client_secret_file", "graph", source),
+        certificate_path=string(graph, "certificate_path", "graph", source),
+        base_url=url(graph, "base_url", "https://graph.microsoft.com/v1.0", "graph", source),
+        authority=string(graph, "authority", "graph", source) or "login.microsoftonline.com",
+        ca_file=string(graph, "ca_file", "graph", source),
+        max_response_bytes=_response_bytes(graph, "graph", source),
     )
-    _no_unknown(graph, set(GraphConfig.__dataclass_fields__), source, "graph")
+    no_unknown(graph, set(GraphConfig.__dataclass_fields__), source, "graph")
     if graph_cfg.auth == "certificate" and not graph_cfg.certificate_path:
         raise ConfigError(f'{source}: [graph] auth = "certificate" needs certificate_path')
     return graph_cfg
 
 
 def _learnster_section(data: Mapping[str, Any], source: str) -> LearnsterConfig:
-    learnster = _section(data, "learnster", source)
-    _no_unknown(learnster, set(LearnsterConfig.__dataclass_fields__), source, "learnster")
+    learnster = table_of(data, "learnster", source)
+    no_unknown(learnster, set(LearnsterConfig.__dataclass_fields__), source, "learnster")
     return LearnsterConfig(
-        tenant_url=_url(learnster, "tenant_url", None, "learnster", source).rstrip("/"),
-        token_file=_str(learnster, "token_file", "learnster", source),
-        max_concurrency=_int(learnster, "max_concurrency", 8, "learnster", source, low=1, high=64),
-        timeout_seconds=_number(learnster, "timeout_seconds", 60.0, "learnster", source),
-        ca_file=_str(learnster, "ca_file", "learnster", source),
-        max_requests_per_second=_number(
+        tenant_url=url(learnster, "tenant_url", None, "learnster", source).rstrip("/"),
+        token_file=string(learnster, "token_file", "learnster", source),
+        max_concurrency=whole(learnster, "max_concurrency", 8, "learnster", source, low=1, high=64),
+        timeout_seconds=number(learnster, "timeout_seconds", 60.0, "learnster", source),
+        ca_file=string(learnster, "ca_file", "learnster", source),
+        max_requests_per_second=number(
             learnster, "max_requests_per_second", 0.0, "learnster", source, allow_zero=True
         ),
+        max_response_bytes=_response_bytes(learnster, "learnster", source),
     )
 
 
 def _scope_section(data: Mapping[str, Any], source: str) -> ScopeConfig:
-    scope = _section(data, "scope", source)
+    scope = table_of(data, "scope", source)
     known = {*ScopeConfig.__dataclass_fields__, "filter"} - {"filters"}
-    _no_unknown(scope, known, source, "scope")
+    no_unknown(scope, known, source, "scope")
     groups = scope.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
         raise ConfigError(f"{source}: [scope] groups must be a list of group names or ids")
@@ -224,11 +243,11 @@ def _scope_section(data: Mapping[str, Any], source: str) -> ScopeConfig:
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     scope_cfg = ScopeConfig(
-        mode=_choice(scope, "mode", ("all", "groups", "assigned"), "all", "scope", source),
+        mode=choice(scope, "mode", ("all", "groups", "assigned"), "all", "scope", source),
         groups=tuple(groups),
-        application=_str(scope, "application", "scope", source),
-        nested=_bool(scope, "nested", False, "scope", source),
-        sync_groups=_choice(
+        application=string(scope, "application", "scope", source),
+        nested=boolean(scope, "nested", False, "scope", source),
+        sync_groups=choice(
             scope, "sync_groups", ("", "all", "scope", "with_members", "none"), "", "scope", source
         ),
         filters=filters,
@@ -244,9 +263,9 @@ def _scope_section(data: Mapping[str, Any], source: str) -> ScopeConfig:
 
 
 def _sync_section(data: Mapping[str, Any], source: str) -> SyncConfig:
-    sync = _section(data, "sync", source)
-    _no_unknown(sync, set(SyncConfig.__dataclass_fields__), source, "sync")
-    region = _str(sync, "phone_default_region", "sync", source).upper()
+    sync = table_of(data, "sync", source)
+    no_unknown(sync, set(SyncConfig.__dataclass_fields__), source, "sync")
+    region = string(sync, "phone_default_region", "sync", source).upper()
     if region:
         import phonenumbers
 
@@ -256,15 +275,15 @@ def _sync_section(data: Mapping[str, Any], source: str) -> SyncConfig:
                 '(use a two-letter code such as "SE")'
             )
     return SyncConfig(
-        on_hard_delete=_choice(
+        on_hard_delete=choice(
             sync, "on_hard_delete", ("delete", "deactivate"), "delete", "sync", source
         ),
-        max_deletions=_int(sync, "max_deletions", 500, "sync", source, low=0),
-        max_deletion_percent=_int(
+        max_deletions=whole(sync, "max_deletions", 500, "sync", source, low=0),
+        max_deletion_percent=whole(
             sync, "max_deletion_percent", 50, "sync", source, low=0, high=100
         ),
         phone_default_region=region,
-        member_batch_size=_int(sync, "member_batch_size", 100, "sync", source, low=1, high=1000),
+        member_batch_size=whole(sync, "member_batch_size", 100, "sync", source, low=1, high=1000),
         match_by=_match_by(sync, source),
     )
 
@@ -285,12 +304,12 @@ def _match_by(sync: Mapping[str, Any], source: str) -> tuple[str, ...]:
 
 
 def _schedule_section(data: Mapping[str, Any], source: str) -> ScheduleConfig:
-    schedule = _section(data, "schedule", source)
-    _no_unknown(schedule, set(ScheduleConfig.__dataclass_fields__), source, "schedule")
+    schedule = table_of(data, "schedule", source)
+    no_unknown(schedule, set(ScheduleConfig.__dataclass_fields__), source, "schedule")
     schedule_cfg = ScheduleConfig(
-        cron=_str(schedule, "cron", "schedule", source) or "0 2 * * *",
-        timezone=_str(schedule, "timezone", "schedule", source) or "UTC",
-        full_every_days=_int(schedule, "full_every_days", 7, "schedule", source, low=0),
+        cron=string(schedule, "cron", "schedule", source) or "0 2 * * *",
+        timezone=string(schedule, "timezone", "schedule", source) or "UTC",
+        full_every_days=whole(schedule, "full_every_days", 7, "schedule", source, low=0),
     )
     if len(schedule_cfg.cron.split()) != 5:
         raise ConfigError(
@@ -307,30 +326,30 @@ def _schedule_section(data: Mapping[str, Any], source: str) -> ScheduleConfig:
 
 
 def _state_section(data: Mapping[str, Any], source: str) -> str:
-    state = _section(data, "state", source)
-    _no_unknown(state, {"database"}, source, "state")
-    return _str(state, "database", "state", source) or "/var/lib/syncd/state.db"
+    state = table_of(data, "state", source)
+    no_unknown(state, {"database"}, source, "state")
+    return string(state, "database", "state", source) or "/var/lib/syncd/state.db"
 
 
 def _notify_section(data: Mapping[str, Any], source: str) -> NotifyConfig:
-    notify = _section(data, "notify", source)
-    _no_unknown(notify, set(NotifyConfig.__dataclass_fields__), source, "notify")
+    notify = table_of(data, "notify", source)
+    no_unknown(notify, set(NotifyConfig.__dataclass_fields__), source, "notify")
     email_to = notify.get("email_to", [])
     if not isinstance(email_to, list) or not all(isinstance(e, str) for e in email_to):
         raise ConfigError(f"{source}: [notify] email_to must be a list of addresses")
     return NotifyConfig(
         email_to=tuple(email_to),
-        smtp_host=_str(notify, "smtp_host", "notify", source) or "localhost",
-        smtp_port=_int(notify, "smtp_port", 25, "notify", source, low=1, high=65535),
+        smtp_host=string(notify, "smtp_host", "notify", source) or "localhost",
+        smtp_port=whole(notify, "smtp_port", 25, "notify", source, low=1, high=65535),
     )
 
 
 def _metrics_section(data: Mapping[str, Any], source: str) -> MetricsConfig:
-    metrics = _section(data, "metrics", source)
-    _no_unknown(metrics, set(MetricsConfig.__dataclass_fields__), source, "metrics")
+    metrics = table_of(data, "metrics", source)
+    no_unknown(metrics, set(MetricsConfig.__dataclass_fields__), source, "metrics")
     metrics_cfg = MetricsConfig(
-        listen=_str(metrics, "listen", "metrics", source),
-        textfile=_str(metrics, "textfile", "metrics", source),
+        listen=string(metrics, "listen", "metrics", source),
+        textfile=string(metrics, "textfile", "metrics", source),
     )
     if metrics_cfg.listen:
         _host, _, port = metrics_cfg.listen.rpartition(":")
@@ -343,9 +362,9 @@ def _metrics_section(data: Mapping[str, Any], source: str) -> MetricsConfig:
 
 
 def _mapping_section(data: Mapping[str, Any], source: str) -> dict[str, str]:
-    mapping = _section(data, "mapping", source)
-    _no_unknown(mapping, {"user"}, source, "mapping")
-    overrides = _section(mapping, "user", source, "mapping.user")
+    mapping = table_of(data, "mapping", source)
+    no_unknown(mapping, {"user"}, source, "mapping")
+    overrides = table_of(mapping, "user", source, "mapping.user")
     for key, value in overrides.items():
         if not isinstance(value, str):
             raise ConfigError(
@@ -393,101 +412,8 @@ def _refuse_secrets(data: Mapping[str, Any], source: str, prefix: str = "") -> N
             )
 
 
-def _no_unknown(table: Mapping[str, Any], known: set[str], source: str, section: str) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        where = f"[{section}] " if section else ""
-        raise ConfigError(
-            f"{source}: unknown setting {where}{unknown[0]!r}; known: {', '.join(sorted(known))}"
-        )
-
-
-def _section(
-    data: Mapping[str, Any], name: str, source: str, label: str | None = None
-) -> Mapping[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: [{label or name}] must be a table")
-    return value
-
-
-def _str(
-    table: Mapping[str, Any], key: str, section: str, source: str, *, required: bool = False
-) -> str:
-    value = table.get(key, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"{source}: [{section}] {key} must be a string")
-    if required and not value.strip():
-        raise ConfigError(f"{source}: [{section}] {key} is required")
-    return value.strip()
-
-
-def _choice(
-    table: Mapping[str, Any],
-    key: str,
-    choices: tuple[str, ...],
-    default: str,
-    section: str,
-    source: str,
-) -> str:
-    value = table.get(key, default)
-    if value not in choices:
-        shown = " | ".join(c for c in choices if c)
-        raise ConfigError(f"{source}: [{section}] {key} = {value!r} must be one of: {shown}")
-    return str(value)
-
-
-def _int(
-    table: Mapping[str, Any],
-    key: str,
-    default: int,
-    section: str,
-    source: str,
-    *,
-    low: int | None = None,
-    high: int | None = None,
-) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{source}: [{section}] {key} must be a whole number")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{source}: [{section}] {key} = {value} is out of range [{low}, {high}]")
-    return value
-
-
-def _number(
-    table: Mapping[str, Any],
-    key: str,
-    default: float,
-    section: str,
-    source: str,
-    *,
-    allow_zero: bool = False,
-) -> float:
-    value = table.get(key, default)
-    valid = isinstance(value, int | float) and not isinstance(value, bool)
-    if not valid or value < 0 or (value == 0 and not allow_zero):
-        kind = "a number ≥ 0" if allow_zero else "a positive number"
-        raise ConfigError(f"{source}: [{section}] {key} must be {kind}")
-    return float(value)
-
-
-def _bool(table: Mapping[str, Any], key: str, default: bool, section: str, source: str) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{source}: [{section}] {key} must be true or false")
-    return value
-
-
-def _url(table: Mapping[str, Any], key: str, default: str | None, section: str, source: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{source}: [{section}] {key} is required (an https:// URL)")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{source}: [{section}] {key} = {value!r} is not a URL")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigError(
-            f"{source}: [{section}] {key} must use https (plain http is only allowed on loopback)"
-        )
-    return value
+def _response_bytes(table: Mapping[str, Any], section: str, source: str) -> int:
+    low, high = RESPONSE_BYTES_RANGE
+    return whole(
+        table, "max_response_bytes", MAX_RESPONSE_BYTES, section, source, low=low, high=high
+    )

@@ -16,6 +16,7 @@ import httpx
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RedirectHandlerOption
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_options
@@ -23,6 +24,14 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from syncd.adapters.graph_auth import build_auth_provider, entra_hint
+from syncd.adapters.origin import Origin, shown
+from syncd.adapters.transport import (
+    BoundedTransport,
+    RedirectRefused,
+    ResponseTooLarge,
+    environment_proxy,
+    refuse_redirects,
+)
 from syncd.config import Config
 from syncd.core.decode import merge_delta_object
 from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, Assignments, DeltaRound
@@ -46,6 +55,7 @@ PERMISSION_HINTS = {
     GROUPS: "GroupMember.Read.All",
 }
 APPLICATION_PERMISSION = "Application.Read.All"  # the service principal and its assignments
+NO_REDIRECTS = RedirectHandlerOption(should_redirect=False)
 
 
 class GraphSource:
@@ -54,13 +64,27 @@ class GraphSource:
     def __init__(self, config: Config, *, timeout_seconds: float = 120.0) -> None:
         self._config = config
         self.base_url = config.graph.base_url.rstrip("/")
+        self.origin = Origin.of(self.base_url)
+        # Every answer is read whole and bounded; the proxy is the environment's, as for the
+        # sink (trust_env would give proxied requests a transport of httpx's own).
+        transport = BoundedTransport(
+            httpx.AsyncHTTPTransport(
+                verify=tls_verify(config.graph.ca_file), proxy=environment_proxy(self.base_url)
+            ),
+            config.graph.max_response_bytes,
+        )
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
-            verify=tls_verify(config.graph.ca_file),
             base_url=self.base_url,
+            transport=transport,
+            trust_env=False,
+            event_hooks={"response": [refuse_redirects]},
         )
-        # The SDK's default middleware: retry (429/503/504 with Retry-After), redirect, etc.
-        http = GraphClientFactory.create_with_default_middleware(client=http, options=graph_options)
+        # The SDK's default middleware (retry 429/503/504 with Retry-After, etc.), redirects
+        # not followed: Graph does not redirect these reads, and a redirect is an answer from
+        # elsewhere (docs/ARCHITECTURE.md, "Links stay home").
+        options = {**graph_options, RedirectHandlerOption.get_key(): NO_REDIRECTS}
+        http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
         self._http = http
         adapter = GraphRequestAdapter(build_auth_provider(config), client=http)
         adapter.base_url = self.base_url
@@ -75,6 +99,11 @@ class GraphSource:
         self, info: RequestInformation, what: str, permission: str = ""
     ) -> dict[str, Any]:
         """One request; ``permission``: the one a 403 means is missing (else by ``what``)."""
+        info.path_parameters["baseurl"] = self.base_url  # as the adapter would, to see the URL
+        url = str(info.url)
+        refused = self.origin.refusal(url)
+        if refused:  # every link is checked where it is read; this holds for any request
+            raise GraphReadError(f"syncd did not send {what} to Graph: {refused}")
         self.requests += 1
         try:
             raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
@@ -82,7 +111,12 @@ class GraphSource:
             raise _translate(exc, what, permission) from None
         except httpx.TransportError as exc:
             raise Unreachable(
-                f"cannot reach Microsoft Graph at {self.base_url}: {type(exc).__name__}"
+                f"cannot reach Microsoft Graph at {shown(url)}: {type(exc).__name__}"
+            ) from None
+        except (ResponseTooLarge, RedirectRefused) as exc:
+            raise GraphReadError(
+                f"Graph's answer to {what} ({shown(url)}) is refused: {exc}",
+                status=getattr(exc, "status", 0),
             ) from None
         except StopCycle:
             raise
@@ -118,6 +152,11 @@ class GraphSource:
         """
         builder: Any = self.client.users.delta if resource == USERS else self.client.groups.delta
         if link:
+            refused = self.origin.refusal(link)
+            if refused:  # stored by an older syncd, or base_url changed since
+                raise DeltaTokenExpired(
+                    f"the stored {resource} delta link is not Graph's: {refused}"
+                )
             info = builder.with_url(link).to_get_request_information()
         else:
             params = builder.DeltaRequestBuilderGetQueryParameters(
@@ -126,6 +165,7 @@ class GraphSource:
             info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
         info.headers.try_add("Prefer", f"odata.maxpagesize={PAGE_SIZE}")
         result = DeltaRound()
+        followed: set[str] = set()
         while True:
             where = f"{resource}/delta page {result.pages + 1}"
             try:
@@ -147,14 +187,39 @@ class GraphSource:
                     merge_delta_object(result, obj)
             next_link = page.get("@odata.nextLink")
             if isinstance(next_link, str) and next_link:
-                info = builder.with_url(next_link).to_get_request_information()
+                try:
+                    info = self._follow(builder, next_link, followed, where)
+                except GraphReadError as exc:
+                    result.error = exc
+                    return result
                 continue
             delta_link = page.get("@odata.deltaLink")
             if not isinstance(delta_link, str) or not delta_link:
                 result.error = GraphReadError(f"{resource}/delta ended without a deltaLink")
                 return result
+            refused = self.origin.refusal(delta_link)
+            if refused:  # not stored: the next cycle would send Graph's token there
+                result.error = GraphReadError(
+                    f"Graph's {where} ends with a deltaLink that is refused: {refused}"
+                )
+                return result
             result.delta_link = delta_link
             return result
+
+    def _follow(
+        self, builder: Any, link: str, followed: set[str], where: str
+    ) -> RequestInformation:
+        """The request for a page's ``@odata.nextLink``, if it stays on Graph and is new."""
+        refused = self.origin.refusal(link)
+        if refused:
+            raise GraphReadError(f"Graph's {where} has a nextLink that is refused: {refused}")
+        if link in followed:
+            raise GraphReadError(
+                f"Graph's {where} repeats the nextLink of an earlier page: not followed again"
+            )
+        followed.add(link)
+        info: RequestInformation = builder.with_url(link).to_get_request_information()
+        return info
 
     async def get_user(
         self, key: str, select: Sequence[str] = USER_SELECT
@@ -231,15 +296,19 @@ class GraphSource:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every object of a paged collection, following its next links."""
         info = info or builder.to_get_request_information()
+        followed: set[str] = set()
         while True:
             page = await self._send(info, what, permission)
-            for obj in page.get("value") or []:
+            values = page.get("value")
+            if not isinstance(values, list):
+                raise GraphReadError(f"Graph returned a page of {what} without a value list")
+            for obj in values:
                 if isinstance(obj, dict):
                     yield obj
             next_link = page.get("@odata.nextLink")
             if not isinstance(next_link, str) or not next_link:
                 return
-            info = builder.with_url(next_link).to_get_request_information()
+            info = self._follow(builder, next_link, followed, f"page of {what}")
 
     async def first_user(self) -> dict[str, Any] | None:
         """Read one user (test connection)."""

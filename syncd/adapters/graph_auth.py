@@ -18,21 +18,30 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 
+from syncd.adapters.origin import Origin
 from syncd.config import Config, graph_client_secret
 from syncd.credentials import Secret, graph_access_token, is_loopback_host
 from syncd.errors import ConfigError
 
 
 class _StaticToken(AccessTokenProvider):
-    """Bearer token given from outside (auth = "access_token")."""
+    """Bearer token given from outside (auth = "access_token"), for Graph's origin only.
 
-    def __init__(self, token: Secret, allowed_hosts: list[str]) -> None:
+    The SDK asks the provider for a token per request; an empty one sends none. Like
+    azure-identity's provider it asks its allowed-hosts validator, and it also insists on
+    Graph's scheme and port (docs/ARCHITECTURE.md, "Links stay home").
+    """
+
+    def __init__(self, token: Secret, base_url: str) -> None:
         self._token = token
-        self._validator = AllowedHostsValidator(allowed_hosts)
+        self._origin = Origin.of(base_url)
+        self._validator = AllowedHostsValidator([self._origin.host])
 
     async def get_authorization_token(
         self, uri: str, additional_authentication_context: dict[str, Any] | None = None
     ) -> str:
+        if not self._validator.is_url_host_valid(uri) or self._origin.refusal(uri):
+            return ""
         return self._token.reveal()
 
     def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
@@ -79,7 +88,9 @@ def build_credential(config: Config) -> Any:
 def build_auth_provider(config: Config) -> AuthenticationProvider:
     host = urlsplit(config.graph.base_url).hostname or ""
     if config.graph.auth == "access_token":
-        return BaseBearerTokenAuthenticationProvider(_StaticToken(graph_access_token(), [host]))
+        return BaseBearerTokenAuthenticationProvider(
+            _StaticToken(graph_access_token(), config.graph.base_url)
+        )
     return AzureIdentityAuthenticationProvider(
         build_credential(config), scopes=[_scope_for(config.graph.base_url)], allowed_hosts=[host]
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from syncd import __version__
+from syncd.adapters.origin import shown
 from syncd.adapters.scim_replies import (
     classify,
     filter_string,
@@ -22,7 +23,15 @@ from syncd.adapters.scim_replies import (
     resource_of,
     resource_path,
 )
-from syncd.adapters.transport import Pacer, SendWatch, environment_proxy
+from syncd.adapters.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Pacer,
+    ResponseTooLarge,
+    SendWatch,
+    drain_bounded,
+    environment_proxy,
+    read_bounded,
+)
 from syncd.config import Config, learnster_token
 from syncd.core.messages import PATCH_SCHEMA, work_email_key
 from syncd.core.records import user_name_key
@@ -55,13 +64,13 @@ def _unseen(resources: list[dict[str, Any]], seen: set[str]) -> Iterator[dict[st
 
 
 @contextlib.contextmanager
-def _down_when_refused() -> Iterator[None]:
+def _down_when_refused(tenant_url: str) -> Iterator[None]:
     """A refused connection that outlasted the retries: Learnster is down, stop the cycle."""
     try:
         yield
     except TransientError as exc:
         if exc.unreachable:
-            raise Unreachable(f"cannot reach Learnster: {exc}") from exc
+            raise Unreachable(f"cannot reach Learnster at {shown(tenant_url)}: {exc}") from exc
         raise
 
 
@@ -80,6 +89,7 @@ class ScimSink:
         max_retry_seconds: float = 120.0,
         backoff_base: float = 0.5,
         max_requests_per_second: float = 0.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.tenant_url = tenant_url.rstrip("/")
         # Requests go straight to httpx's transport, one single-connection transport per
@@ -106,6 +116,7 @@ class ScimSink:
         self._transports: list[httpx.AsyncHTTPTransport] = []
         self._pacer = Pacer(max_requests_per_second) if max_requests_per_second > 0 else None
         self._max_attempts = max_attempts
+        self._max_response_bytes = max_response_bytes
         self._max_retry_seconds = max_retry_seconds
         self._backoff_base = backoff_base
         self._sends_watched: SendWatch | None = None
@@ -121,6 +132,7 @@ class ScimSink:
             "timeout_seconds": config.learnster.timeout_seconds,
             "ca_file": config.learnster.ca_file,
             "max_requests_per_second": config.learnster.max_requests_per_second,
+            "max_response_bytes": config.learnster.max_response_bytes,
         }
         settings.update(overrides)
         return cls(config.learnster.tenant_url, learnster_token(config), **settings)
@@ -191,7 +203,7 @@ class ScimSink:
             return await self._send_once(method, path, body=body, params=params)
         except TransientError as exc:
             failed: TransientError | None = exc
-        with _down_when_refused():
+        with _down_when_refused(self.tenant_url):
             async for attempt in self._retrying():
                 with attempt:
                     if failed is not None:  # replayed as attempt 1: tenacity waits, counts it
@@ -230,6 +242,8 @@ class ScimSink:
                 request.extensions["trace"] = self._sends_watched.trace
             try:
                 response = await self._exchange(transport, request)
+            except ResponseTooLarge as exc:
+                raise BadResponseError(f"{method} {path}: {exc}") from None
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
             except httpx.TransportError as exc:
@@ -243,23 +257,17 @@ class ScimSink:
             return response
         raise classify(method, path, response)
 
-    @staticmethod
     async def _exchange(
-        transport: httpx.AsyncHTTPTransport, request: httpx.Request
+        self, transport: httpx.AsyncHTTPTransport, request: httpx.Request
     ) -> httpx.Response:
         response = await transport.handle_async_request(request)
         response.request = request
-        try:
-            if response.status_code < 300 and request.method in _ANSWER_UNUSED:
-                # Dropped chunk by chunk, never joined into one body: a server that ignores
-                # excludedAttributes answers a tag PATCH with the whole tag.
-                async for _ in response.aiter_raw():
-                    pass
-            else:
-                await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        if response.status_code < 300 and request.method in _ANSWER_UNUSED:
+            # Dropped chunk by chunk, never joined into one body: a server that ignores
+            # excludedAttributes answers a tag PATCH with the whole tag.
+            await drain_bounded(response, self._max_response_bytes)
+            return response
+        return await read_bounded(response, request, self._max_response_bytes)
 
     # -- users ------------------------------------------------------------------------------
 
@@ -311,7 +319,7 @@ class ScimSink:
         externalId (the Graph object id).
         """
         external_id = resource.get("externalId")
-        with _down_when_refused():
+        with _down_when_refused(self.tenant_url):
             async for attempt in self._retrying():
                 with attempt:
                     if attempt.retry_state.attempt_number > 1 and isinstance(external_id, str):

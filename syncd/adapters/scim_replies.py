@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 import httpx
 
+from syncd.adapters.origin import host_of
 from syncd.adapters.transport import parse_retry_after
 from syncd.errors import (
     BadResponseError,
@@ -58,6 +59,13 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
         detail = response.text[:200]
     where = f"{method} {path}: HTTP {status}"
     message = f"{where}: {detail}" if detail else where
+    if 300 <= status < 400:  # never followed: the Secret Token stays with tenant_url
+        location = response.headers.get("location", "")
+        return RejectedError(
+            f"{where}: a redirect {f'to {host_of(location)}' if location else 'without a Location'}"
+            ": not followed",
+            status=status,
+        )
     if status == 401:
         return CredentialsRefused(
             "Learnster refused the request (401): the Secret Token is wrong or expired"

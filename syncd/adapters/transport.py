@@ -1,4 +1,4 @@
-"""HTTP plumbing of the SCIM sink: Retry-After, the environment's proxy, pacing, send watches."""
+"""HTTP plumbing: Retry-After, the environment's proxy, pacing, send watches, bounded answers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import httpx
+
+from syncd.adapters.origin import host_of
+from syncd.config import MAX_RESPONSE_BYTES
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -73,3 +78,93 @@ class SendWatch:
     def done(self) -> None:
         self.written.set()
         self._on_done(self)
+
+
+DEFAULT_MAX_RESPONSE_BYTES = MAX_RESPONSE_BYTES
+
+
+class ResponseTooLarge(Exception):
+    """An answer longer than the configured bound; each sink turns it into its own error."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit:,} bytes (max_response_bytes)")
+        self.limit = limit
+
+
+# Headers that describe the body as it came over the wire, no longer true once it is decoded.
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def read_bounded(
+    response: httpx.Response, request: httpx.Request, limit: int
+) -> httpx.Response:
+    """``response`` to ``request`` with its body read, decoded, and at most ``limit`` bytes.
+
+    The bound holds for the decoded body, so a small compressed answer that inflates to
+    gigabytes is stopped as well. Raises ResponseTooLarge (the connection is closed).
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await response.aclose()
+        raise ResponseTooLarge(limit)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for part in response.aiter_bytes():
+            size += len(part)
+            if size > limit:
+                raise ResponseTooLarge(limit)
+            parts.append(part)
+    finally:
+        await response.aclose()
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(parts),
+        request=request,
+        extensions=response.extensions,
+    )
+
+
+async def drain_bounded(response: httpx.Response, limit: int) -> None:
+    """Read and drop an answer nobody needs, chunk by chunk, stopping past ``limit`` bytes."""
+    size = 0
+    try:
+        async for part in response.aiter_raw():
+            size += len(part)
+            if size > limit:
+                raise ResponseTooLarge(limit)
+    finally:
+        await response.aclose()
+
+
+class RedirectRefused(Exception):
+    """An answer that sends syncd elsewhere (3xx): never followed, names where it points."""
+
+    def __init__(self, status: int, location: str) -> None:
+        where = f"to {host_of(location)}" if location else "without a Location"
+        super().__init__(f"a redirect (HTTP {status}) {where}: not followed")
+        self.status = status
+
+
+async def refuse_redirects(response: httpx.Response) -> None:
+    """httpx response hook: a 3xx answer fails the request instead of reaching the caller."""
+    if 300 <= response.status_code < 400 and response.status_code != 304:
+        await response.aclose()
+        raise RedirectRefused(response.status_code, response.headers.get("location", ""))
+
+
+class BoundedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport whose answers are read whole, decoded and bounded (``read_bounded``)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        return await read_bounded(response, request, self._limit)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

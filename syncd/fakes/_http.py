@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 import threading
@@ -141,12 +142,20 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """Serves ``app`` on 127.0.0.1 in a background thread, optionally over TLS."""
+    """Serves ``app`` on 127.0.0.1 (or another loopback address) in a thread, optionally TLS."""
 
     def __init__(
-        self, app: Handler, *, port: int = 0, ssl_context: ssl.SSLContext | None = None
+        self,
+        app: Handler,
+        *,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = LOOPBACK,
     ) -> None:
-        self._server = _Server((LOOPBACK, port), app)
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"{host} is not a loopback address: the fakes serve loopback only")
+        self.host = host
+        self._server = _Server((host, port), app)
         if ssl_context is not None:
             # Handshake in the handler thread, so one silent client cannot block the others.
             self._server.socket = ssl_context.wrap_socket(
@@ -172,7 +181,7 @@ class LoopbackServer:
     @property
     def origin(self) -> str:
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{LOOPBACK}:{self.port}"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(

@@ -159,6 +159,9 @@ class _Delta(_Listing, _Directory):
             token = self._encode_delta_token(session)
             payload["@odata.deltaLink"] = f"{self.base_url}/{kind}/delta?$deltatoken={token}"
         payload["value"] = items
+        self._tamper(
+            kind, page + 1, payload, f"{self.base_url}/{kind}/delta?$skiptoken={key}.{page}"
+        )
         return self._ok(req, payload)
 
     def _delta_page_size(self, req: Request) -> int:

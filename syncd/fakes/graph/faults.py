@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from random import Random
+from typing import Any
 
 from syncd.fakes.graph.base import _DELTA_SEGMENTS, _ApiError, _GraphBase
 
@@ -15,6 +16,15 @@ class _PageFault:
     status: int
     times: int | None
     code: str = ""
+
+
+@dataclass
+class _LinkFault:
+    kind: str  # users | groups
+    page: int
+    link: str  # next | delta | loop
+    origin: str
+    times: int | None
 
 
 def _normalise_api_path(path: str) -> str:
@@ -32,6 +42,7 @@ class _Faults(_GraphBase):
     empty_pages: bool
     _fault_rng: Random
     _page_faults: list[_PageFault]
+    _link_faults: list[_LinkFault]
 
     def fail_page(
         self,
@@ -52,12 +63,47 @@ class _Faults(_GraphBase):
             prefix = "/" + _normalise_api_path(path_prefix.strip("/").removeprefix("v1.0/"))
             self._page_faults.append(_PageFault(prefix, page_number, status, times, code))
 
+    def tamper_links(
+        self, kind: str, link: str, origin: str = "", *, page: int = 1, times: int | None = 1
+    ) -> None:
+        """Make page ``page`` (1-based) of ``kind``/delta answer like a tampered proxy.
+
+        ``link``: "next" or "delta" moves that page's ``@odata.nextLink`` or
+        ``@odata.deltaLink`` to ``origin`` (e.g. ``http://127.0.0.2:8080``), same path and
+        query; "loop" makes the page's nextLink lead to the page itself. ``times=None``: always.
+        """
+        if link not in ("next", "delta", "loop"):
+            raise ValueError(f"link {link!r}: next, delta or loop")
+        with self._lock:
+            self._link_faults.append(_LinkFault(kind, page, link, origin.rstrip("/"), times))
+
     def clear_faults(self) -> None:
-        """Remove rate faults, page faults and empty pages."""
+        """Remove rate faults, page faults, tampered links and empty pages."""
         with self._lock:
             self.fault_rate_429 = self.fault_rate_503 = 0.0
             self.empty_pages = False
             self._page_faults.clear()
+            self._link_faults.clear()
+
+    def _tamper(self, kind: str, page: int, payload: dict[str, Any], here: str) -> None:
+        """Apply a tampered-link fault to page ``page`` (1-based); ``here``: its own link."""
+        with self._lock:
+            for fault in self._link_faults:
+                if fault.kind != kind or fault.page != page or fault.times == 0:
+                    continue
+                key = "@odata.deltaLink" if fault.link == "delta" else "@odata.nextLink"
+                if fault.link != "loop" and key not in payload:
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                break
+            else:
+                return
+        if fault.link == "loop":
+            payload.pop("@odata.deltaLink", None)
+            payload["@odata.nextLink"] = here
+        else:
+            payload[key] = fault.origin + payload[key].removeprefix(self.origin)
 
     def _inject_rate_faults(self) -> None:
         with self._lock:

@@ -40,6 +40,12 @@ class _Identity(_GraphBase):
         with self._lock:
             return self._issue()
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token the token endpoint has issued (for tests that look for leaks)."""
+        with self._lock:
+            return list(self._issued)
+
     def expire_access_tokens(self) -> None:
         """Every issued access token is now expired (401); the fixed ``access_token`` stays."""
         with self._lock:

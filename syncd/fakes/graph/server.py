@@ -23,7 +23,7 @@ from syncd.fakes.graph.base import _ApiError, _now_iso
 from syncd.fakes.graph.control import LoggedRequest, _Control
 from syncd.fakes.graph.delta import _DeltaSession
 from syncd.fakes.graph.directory import _Track
-from syncd.fakes.graph.faults import _PageFault
+from syncd.fakes.graph.faults import _LinkFault, _PageFault
 from syncd.fakes.graph.listing import _ListSession
 from syncd.fakes.graph.resources import _Resources
 
@@ -123,6 +123,7 @@ class FakeGraph(_Resources, _AppResources, _Control):
         self.latency_ms = 0.0
         self._fault_rng = Random(fault_seed)
         self._page_faults: list[_PageFault] = []
+        self._link_faults: list[_LinkFault] = []
 
         self._created_at = _now_iso() + "Z"
         self._lock = threading.RLock()
@@ -149,6 +150,7 @@ class FakeGraph(_Resources, _AppResources, _Control):
         self._requests: list[LoggedRequest] = []
 
         self._ca_path: str | None = None
+        self.ssl_context: ssl.SSLContext | None = None  # the server's TLS (tls=True)
         ssl_context: ssl.SSLContext | None = None
         if tls:
             ssl_context = self._make_tls()
@@ -163,13 +165,16 @@ class FakeGraph(_Resources, _AppResources, _Control):
         import trustme  # only needed for TLS
 
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
+        # 127.0.0.2 too: tests serve a stranger there that syncd must not send Graph's token to
+        # (it would trust it, so only syncd's own checks keep the token home).
+        cert = ca.issue_cert("127.0.0.1", "127.0.0.2", "localhost")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(ctx)
         fd, path = tempfile.mkstemp(prefix="fake-graph-ca-", suffix=".pem")
         os.close(fd)
         ca.cert_pem.write_to_path(path)
         self._ca_path = path
+        self.ssl_context = ctx
         return ctx
 
     def start(self) -> FakeGraph:
