@@ -108,7 +108,7 @@ class GraphSource:
         try:
             raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
         except APIError as exc:
-            raise _translate(exc, what, permission) from None
+            raise _translate(exc, what, url, permission) from None
         except httpx.TransportError as exc:
             raise Unreachable(
                 f"cannot reach Microsoft Graph at {shown(url)}: {type(exc).__name__}"
@@ -127,13 +127,15 @@ class GraphSource:
                 ) from None
             raise
         if not raw:
-            raise GraphReadError(f"Graph returned an empty body for {what}")
+            raise GraphReadError(f"Graph returned an empty body for {what} ({shown(url)})")
         try:
             payload = json.loads(raw)
-        except ValueError:
-            raise GraphReadError(f"Graph returned a page that is not JSON for {what}") from None
+        except (ValueError, RecursionError):
+            raise GraphReadError(
+                f"Graph returned a page that is not JSON for {what} ({shown(url)})"
+            ) from None
         if not isinstance(payload, dict):
-            raise GraphReadError(f"Graph returned an unexpected page for {what}")
+            raise GraphReadError(f"Graph returned an unexpected page for {what} ({shown(url)})")
         return payload
 
     async def delta(
@@ -332,9 +334,11 @@ class GraphSource:
         return values[0] if values else None
 
 
-def _translate(exc: APIError, what: str, permission: str = "") -> GraphReadError | StopCycle:
+def _translate(
+    exc: APIError, what: str, url: str, permission: str = ""
+) -> GraphReadError | StopCycle:
     status = int(getattr(exc, "response_status_code", 0) or 0)
-    code, message = "", str(exc)
+    code, message = "", "the answer is not in Graph's error format (a proxy's page?)"
     error = getattr(exc, "error", None)
     if error is not None:
         code = getattr(error, "code", "") or ""
@@ -348,5 +352,8 @@ def _translate(exc: APIError, what: str, permission: str = "") -> GraphReadError
             f"permission {needed} with admin consent"
         )
     return GraphReadError(
-        f"Graph failed on {what}: HTTP {status} {code}: {message}", status=status, code=code
+        f"Graph failed on {what} ({shown(url)}): HTTP {status}{f' {code}' if code else ''}: "
+        f"{message}",
+        status=status,
+        code=code,
     )

@@ -406,8 +406,8 @@ class ScimSink:
                 break
             start = starts[-1] + stride
         # One page after the other: what is left before the total, or past it while pages come
-        # back as full as asked (a total that claims too few).
-        while last and (start <= total or last == page_size):
+        # back as full as the first (a total that claims too few; a server's own page size).
+        while last and (start <= total or last >= stride):
             resources, total = await self._page(path, start, page_size, attributes)
             for resource in _unseen(resources, seen):
                 yield resource

@@ -5,6 +5,7 @@ No I/O: the sink hands these the response it read.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TypeGuard
@@ -23,6 +24,8 @@ from syncd.errors import (
     SyncdError,
     TransientError,
 )
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def resource_path(endpoint: str, scim_id: str) -> str:
@@ -49,16 +52,16 @@ def filter_string(value: str) -> str:
 
 def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
     status = response.status_code
-    detail, scim_type = "", ""
+    detail, scim_type, other = "", "", ""
     try:
         payload = response.json()
         if isinstance(payload, Mapping):
             detail = str(payload.get("detail") or "")
             scim_type = str(payload.get("scimType") or "")
     except ValueError:
-        detail = response.text[:200]
+        other = _not_scim(response)  # not Learnster's words: in the message, not its detail
     where = f"{method} {path}: HTTP {status}"
-    message = f"{where}: {detail}" if detail else where
+    message = f"{where}: {detail or other}" if detail or other else where
     if 300 <= status < 400:  # never followed: the Secret Token stays with tenant_url
         location = response.headers.get("location", "")
         return RejectedError(
@@ -86,6 +89,16 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     return RejectedError(message, status=status, detail=detail, scim_type=scim_type)
+
+
+def _not_scim(response: httpx.Response) -> str:
+    """What a failed answer that is not SCIM JSON was: a proxy's page says little else."""
+    text = response.text
+    if "<html" in text[:500].lower():
+        match = _TITLE.search(text[:4096])
+        title = " ".join(match.group(1).split())[:80] if match else ""
+        return "not Learnster's SCIM: an HTML page" + (f" titled {title!r}" if title else "")
+    return text[:200]
 
 
 def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
