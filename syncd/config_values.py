@@ -101,6 +101,8 @@ def url(table: Mapping[str, Any], key: str, default: str | None, section: str, s
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{source}: [{section}] {key} is required (an https:// URL)")
     parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:  # said without echoing it
+        raise ConfigError(f"{source}: [{section}] {key} must not carry a user name or password")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"{source}: [{section}] {key} = {value!r} is not a URL")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):

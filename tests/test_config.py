@@ -51,6 +51,18 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
         (minimal(schedule={"cron": "0 2 * *"}), "must have 5 fields"),
         (minimal(sync={"phone_default_region": "XX"}), "not a region code"),
         (minimal(learnster={"max_concurrency": 0}), "max_concurrency = 0 is out of range"),
+        (
+            minimal(graph={"max_response_bytes": 100}),
+            "[graph] max_response_bytes = 100 is out of range [65536, 1073741824]",
+        ),
+        (
+            minimal(learnster={"max_response_bytes": "big"}),
+            "[learnster] max_response_bytes must be a whole number",
+        ),
+        (
+            minimal(learnster={"tenant_url": "https://u:hunter2@learnster.example/scim/v2"}),
+            "[learnster] tenant_url must not carry a user name or password",
+        ),
         (minimal(mapping={"user": {"userName": ""}}), "cannot be dropped"),
         (minimal(scope={"mode": "assigned"}), 'mode = "assigned" needs application'),
         (minimal(scope={"mode": "everyone"}), "must be one of: all | groups | assigned"),
