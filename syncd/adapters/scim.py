@@ -406,8 +406,11 @@ class ScimSink:
                 break
             start = starts[-1] + stride
         # One page after the other: what is left before the total, or past it while pages come
-        # back as full as the first (a total that claims too few; a server's own page size).
-        while last and (start <= total or last >= stride):
+        # back as full as asked, or as the first when more came than the total claims (a total
+        # that lies, with a server's own page size).
+        while last and (
+            start <= total or last == page_size or (start > total + 1 and last >= stride)
+        ):
             resources, total = await self._page(path, start, page_size, attributes)
             for resource in _unseen(resources, seen):
                 yield resource
