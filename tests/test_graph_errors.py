@@ -95,6 +95,9 @@ def test_a_failed_graph_read_is_reported_as_what_it_was(
     assert main(["sync", "--config", str(h.config_path)]) == ExitCode.AUTH
     out, err = capsys.readouterr()
     assert case.says in out
+    if case.status is None:  # the URL that failed, not the configured one, and no delta token
+        assert f"{h.graph.base_url}/users/delta: ConnectError" in out
+        assert "deltatoken" not in out + err
 
     store = Store(h.config.state_database)
     try:
