@@ -32,9 +32,11 @@ def write_config(
     extra: str = "",
     *,
     auth: str = "access_token",
+    certificate_path: str | Path | None = None,
 ) -> Path:
     """A syncd.toml for the two fakes; ``extra`` is appended (more sections)."""
     path = directory / "syncd.toml"
+    certificate = f'certificate_path = "{certificate_path}"\n' if certificate_path else ""
     path.write_text(
         f"""
 [graph]
@@ -44,7 +46,7 @@ auth = "{auth}"
 base_url = "{graph.base_url}"
 authority = "{graph.authority}"
 ca_file = "{graph.ca_file or ""}"
-
+{certificate}
 [learnster]
 tenant_url = "{learnster.base_url}"
 max_concurrency = 8

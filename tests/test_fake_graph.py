@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -11,13 +13,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from syncd.fakes.certificates import ClientCertificate, make_client_certificate, thumbprints
 from syncd.fakes.generator import Organisation, generate_organisation
 from syncd.fakes.graph import FakeGraph
 
@@ -411,6 +419,262 @@ def test_azure_identity_gets_a_token_over_tls(org: Organisation) -> None:
         )
         with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
             wrong.get_token("https://graph.microsoft.com/.default")
+
+
+# ---------------------------------------------------------------- certificate credentials
+
+
+@pytest.fixture(scope="module")
+def app_certificate() -> ClientCertificate:
+    return make_client_certificate("syncd-app")
+
+
+@pytest.fixture(scope="module")
+def stranger_certificate() -> ClientCertificate:
+    return make_client_certificate("not-registered")
+
+
+def _signed_assertion(
+    fake: Any,
+    signer: ClientCertificate,
+    *,
+    named: ClientCertificate | None = None,
+    header: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    """A client assertion as MSAL makes one for ``fake`` (a FakeGraph, or anything with its
+    ``origin``, ``tenant_guid`` and ``client_id``): RS256 with ``x5t``, signed by ``signer``.
+
+    ``named`` is the certificate the header's thumbprint names (``signer`` unless given);
+    ``header`` and ``claims`` override or (as None) remove fields.
+    """
+    now = int(time.time())
+    head: dict[str, Any] = {
+        "alg": "RS256",
+        "typ": "JWT",
+        **thumbprints((named or signer).certificate),
+    }
+    del head["x5t#S256"]
+    body: dict[str, Any] = {
+        "aud": f"{fake.origin}/{fake.tenant_guid}/oauth2/v2.0/token",
+        "iss": fake.client_id,
+        "sub": fake.client_id,
+        "exp": now + 600,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+    }
+    head.update(header or {})
+    body.update(claims)
+    head = {k: v for k, v in head.items() if v is not None}
+    body = {k: v for k, v in body.items() if v is not None}
+    signing_input = ".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+        for part in (head, body)
+    ).encode()
+    key = serialization.load_pem_private_key(signer.private_key_pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    scheme: padding.AsymmetricPadding = padding.PKCS1v15()
+    if head.get("alg") == "PS256":
+        scheme = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    signature = key.sign(signing_input, scheme, hashes.SHA256())
+    return f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def _assertion_request(fake: FakeGraph, assertion: str, **form: str) -> httpx.Response:
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": fake.client_id,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        "scope": "https://graph.microsoft.com/.default",
+    }
+    data.update(form)
+    return httpx.post(fake.token_url, data=data)
+
+
+def test_certificate_credential_gets_a_token_over_tls(
+    org: Organisation,
+    app_certificate: ClientCertificate,
+    stranger_certificate: ClientCertificate,
+    tmp_path: Path,
+) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import CertificateCredential
+
+    with serve(
+        org, tls=True, access_token=None, client_certificate=app_certificate.certificate_pem
+    ) as fake:
+        assert fake.ca_file
+        options: dict[str, Any] = {
+            "authority": fake.authority,
+            "disable_instance_discovery": True,
+            "connection_verify": fake.ca_file,
+        }
+        good = app_certificate.write(tmp_path / "app.pem")
+        credential = CertificateCredential(
+            fake.tenant_id, fake.client_id, certificate_path=str(good), **options
+        )
+        token = credential.get_token("https://graph.microsoft.com/.default")
+        assert token.expires_on > time.time() + 3000
+        context = ssl.create_default_context(cafile=fake.ca_file)
+        headers = {"Authorization": f"Bearer {token.token}"}
+        assert (
+            httpx.get(f"{fake.base_url}/users", headers=headers, verify=context).status_code == 200
+        )
+        # the secret still works beside the certificate
+        secret = httpx.post(
+            fake.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": fake.client_id,
+                "client_secret": "graph-secret",
+                "scope": "https://graph.microsoft.com/.default",
+            },
+            verify=context,
+        )
+        assert secret.status_code == 200
+
+        unknown = stranger_certificate.write(tmp_path / "stranger.pem")
+        wrong = CertificateCredential(
+            fake.tenant_id, fake.client_id, certificate_path=str(unknown), **options
+        )
+        with pytest.raises(ClientAuthenticationError, match="AADSTS700027") as refused:
+            wrong.get_token("https://graph.microsoft.com/.default")
+        assert "not registered on application" in str(refused.value)
+        assert stranger_certificate.thumbprint in str(refused.value)
+
+
+def test_a_certificate_registered_later_is_accepted(
+    org: Organisation, app_certificate: ClientCertificate, stranger_certificate: ClientCertificate
+) -> None:
+    """Rotation: an app may hold several certificates; each one's assertions are taken."""
+    with serve(org, client_certificate=app_certificate.certificate_pem) as fake:
+        later = _signed_assertion(fake, stranger_certificate)
+        assert _assertion_request(fake, later).json()["error_codes"] == [700027]
+        fake.add_client_certificate(stranger_certificate.pem)  # key beside it: ignored
+        assert _assertion_request(fake, later).status_code == 200
+        first = _signed_assertion(fake, app_certificate)
+        assert _assertion_request(fake, first).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "header", "claims"),
+    [
+        ("RS256 with x5t", {}, {}),
+        (
+            "PS256 with x5t#S256",
+            {"alg": "PS256", "x5t": None, "x5t#S256": "sha256"},
+            {},
+        ),
+        ("the tenant's domain in aud", {}, {"aud": "domain"}),
+        ("expired within the clock skew", {}, {"exp": -60}),
+        ("nbf within the clock skew", {}, {"nbf": 60}),
+        ("x5t with base64 padding", {"x5t": "padded"}, {}),
+    ],
+)
+def test_token_for_a_good_assertion(
+    org: Organisation,
+    app_certificate: ClientCertificate,
+    case: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+) -> None:
+    with serve(org, client_certificate=app_certificate.certificate_pem) as fake:
+        prints = thumbprints(app_certificate.certificate)
+        if header.get("x5t#S256") == "sha256":
+            header = {**header, "x5t#S256": prints["x5t#S256"]}
+        if header.get("x5t") == "padded":
+            header = {"x5t": prints["x5t"] + "="}
+        now = int(time.time())
+        claims = {k: now + v if k in ("exp", "nbf") else v for k, v in claims.items()}
+        if claims.get("aud") == "domain":
+            claims["aud"] = f"{fake.origin}/{fake.tenant_id}/oauth2/v2.0/token"
+        assertion = _signed_assertion(fake, app_certificate, header=header, **claims)
+        response = _assertion_request(fake, assertion)
+        assert response.status_code == 200, (case, response.text)
+        token = response.json()["access_token"]
+        users = httpx.get(f"{fake.base_url}/users", headers={"Authorization": f"Bearer {token}"})
+        assert users.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "error", "aadsts", "words"),
+    [
+        ("wrong key", 401, "invalid_client", 700027, "failed signature validation"),
+        ("unknown thumbprint", 401, "invalid_client", 700027, "The key was not found"),
+        ("no thumbprint", 401, "invalid_client", 700027, "The key was not found"),
+        ("expired", 401, "invalid_client", 700024, "not within its valid time range"),
+        ("not yet valid", 401, "invalid_client", 700024, "not within its valid time range"),
+        ("wrong audience", 401, "invalid_client", 700023, "audience claim does not match"),
+        (
+            "Microsoft's endpoint as audience",
+            401,
+            "invalid_client",
+            700023,
+            "audience claim does not match",
+        ),
+        ("issuer is not the client", 401, "invalid_client", 700021, "application identifier"),
+        ("subject is not the issuer", 401, "invalid_client", 50048, "Subject must match"),
+        ("HS256", 400, "invalid_request", 5002730, "Unsupported key"),
+        ("alg none", 400, "invalid_request", 5002730, "Unsupported key"),
+        ("audience list", 400, "invalid_request", 50027, "invalid or malformed"),
+        ("no exp", 400, "invalid_request", 50027, "invalid or malformed"),
+        ("not a JWT", 400, "invalid_request", 50027, "invalid or malformed"),
+        ("garbage x5t", 401, "invalid_client", 700027, "The key was not found"),
+        ("wrong assertion type", 400, "invalid_request", 90011, "client assertion type"),
+    ],
+)
+def test_assertion_refusals(
+    org: Organisation,
+    app_certificate: ClientCertificate,
+    stranger_certificate: ClientCertificate,
+    case: str,
+    status: int,
+    error: str,
+    aadsts: int,
+    words: str,
+) -> None:
+    with serve(org, client_certificate=app_certificate.certificate_pem) as fake:
+        now = int(time.time())
+        app, stranger = app_certificate, stranger_certificate
+        form: dict[str, str] = {}
+        assertion = {
+            "wrong key": lambda: _signed_assertion(fake, stranger, named=app),
+            "unknown thumbprint": lambda: _signed_assertion(fake, stranger),
+            "no thumbprint": lambda: _signed_assertion(fake, app, header={"x5t": None}),
+            "expired": lambda: _signed_assertion(fake, app, exp=now - 3600, iat=now - 4200),
+            "not yet valid": lambda: _signed_assertion(fake, app, nbf=now + 3600),
+            "wrong audience": lambda: _signed_assertion(
+                fake, app, aud=f"{fake.origin}/fabrikam.example/oauth2/v2.0/token"
+            ),
+            "Microsoft's endpoint as audience": lambda: _signed_assertion(
+                fake,
+                app,
+                aud=f"https://login.microsoftonline.com/{fake.tenant_guid}/oauth2/v2.0/token",
+            ),
+            "issuer is not the client": lambda: _signed_assertion(
+                fake, app, iss="22222222-2222-2222-2222-222222222222"
+            ),
+            "subject is not the issuer": lambda: _signed_assertion(fake, app, sub="someone"),
+            "HS256": lambda: _signed_assertion(fake, app, header={"alg": "HS256"}),
+            "alg none": lambda: _signed_assertion(fake, app, header={"alg": "none"}),
+            "audience list": lambda: _signed_assertion(fake, app, aud=[fake.token_url]),
+            "no exp": lambda: _signed_assertion(fake, app, exp=None),
+            "not a JWT": lambda: "not-a-jwt",
+            "garbage x5t": lambda: _signed_assertion(fake, app, header={"x5t": "%%%"}),
+            "wrong assertion type": lambda: _signed_assertion(fake, app),
+        }[case]()
+        if case == "wrong assertion type":
+            form["client_assertion_type"] = (
+                "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
+            )
+        response = _assertion_request(fake, assertion, **form)
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["error"] == error
+        assert body["error_description"].startswith(f"AADSTS{aadsts}:")
+        assert words in body["error_description"]
+        assert body["error_codes"] == [aadsts]
 
 
 # ---------------------------------------------------------------- msgraph-sdk fidelity
@@ -880,6 +1144,47 @@ def test_command_line_prints_url_and_stops_on_sigterm() -> None:
         assert url.endswith("/v1.0")
         body = httpx.get(f"{url}/users", headers={"Authorization": "Bearer T"}).json()
         assert len(body["value"]) == 30
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_command_line_registers_a_client_certificate(
+    app_certificate: ClientCertificate, tmp_path: Path
+) -> None:
+    pem = app_certificate.write(tmp_path / "graph.pem")  # key and certificate: the key is ignored
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "syncd.fakes", "graph", "--users", "5",
+            "--client-certificate", str(pem),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        url = _first_line(process)
+        origin = url.removesuffix("/v1.0")
+        tenant = SimpleNamespace(
+            origin=origin,
+            tenant_guid=str(uuid.uuid5(uuid.NAMESPACE_DNS, "contoso.example")),
+            client_id="11111111-1111-1111-1111-111111111111",
+        )
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": tenant.client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": _signed_assertion(tenant, app_certificate),
+            "scope": "https://graph.microsoft.com/.default",
+        }
+        token_url = f"{origin}/contoso.example/oauth2/v2.0/token"
+        response = httpx.post(token_url, data=data)
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        users = httpx.get(f"{url}/users", headers={"Authorization": f"Bearer {token}"}).json()
+        assert len(users["value"]) == 5
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

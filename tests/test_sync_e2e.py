@@ -361,6 +361,55 @@ def test_client_secret_over_tls_through_azure_identity(
         assert "wrong-secret" not in failed.message
 
 
+def test_certificate_over_tls_through_azure_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd.config import load_config
+    from syncd.fakes.certificates import make_client_certificate
+    from syncd.fakes.graph import FakeGraph
+    from syncd.fakes.learnster import FakeLearnster
+    from tests.conftest import write_config
+
+    registered, stranger = make_client_certificate("syncd"), make_client_certificate("old")
+    pem = registered.write(tmp_path / "graph.pem")
+    monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", "tok")
+    monkeypatch.delenv("SYNCD_GRAPH_CLIENT_SECRET", raising=False)
+    with (
+        FakeGraph(
+            generate_organisation(20, seed=8),
+            tls=True,
+            client_secret=None,  # the app has no secret: only the certificate signs it in
+            client_certificate=registered.certificate_pem,
+        ) as graph,
+        FakeLearnster(token="tok") as learnster,
+    ):
+        path = write_config(tmp_path, graph, learnster, auth="certificate", certificate_path=pem)
+        assert main(["sync", "--config", str(path)]) == ExitCode.OK
+        assert_learnster_matches_directory(Harness(graph, learnster, path, load_config(str(path))))
+        token_requests = [r for r in graph.requests if r.path.endswith("/oauth2/v2.0/token")]
+        assert len(token_requests) == 1
+
+        stranger.write(pem)  # a certificate the app registration does not hold
+        capsys.readouterr()
+        assert main(["sync", "--config", str(path)]) == ExitCode.AUTH
+        captured = capsys.readouterr()
+        output = " ".join((captured.out + captured.err).split())
+        assert (
+            f"the certificate (thumbprint {stranger.thumbprint}) in [graph] certificate_path is "
+            "not one of the app registration's credentials"
+        ) in output
+        assert f"upload the certificate's public part to app {graph.client_id}" in output
+        assert "(AADSTS700027)" in output
+        assert "PRIVATE KEY" not in output
+
+        registered.write(pem)
+        graph.clock_offset_seconds = 3600.0  # this host's clock is an hour behind Entra's
+        assert main(["sync", "--config", str(path)]) == ExitCode.AUTH
+        captured = capsys.readouterr()
+        output = " ".join((captured.out + captured.err).split())
+        assert "this host's clock is off, set it right (NTP) (AADSTS700024)" in output
+
+
 def test_the_provisioning_log_says_what_happened_to_each_object(
     make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,6 +5,7 @@ The credential and the token provider are only ever handed Graph's own host as a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,14 +110,37 @@ _ENTRA_HINTS = {
     ),
     "AADSTS7000222": "the client secret has expired: create a new one for the app registration",
     "AADSTS500011": "the Graph resource is unknown in this cloud: check [graph] base_url",
+    # Entra gives 700027 both for a certificate it does not know and for a key that is not the
+    # certificate's: either way the file and the app registration do not match.
+    "AADSTS700027": (
+        "the certificate{thumbprint} in [graph] certificate_path is not one of the app "
+        "registration's credentials (or the private key in that file is not its key): upload "
+        "the certificate's public part to app {client_id} under Certificates & secrets, or "
+        "point certificate_path at the PEM of a certificate registered there"
+    ),
+    "AADSTS700024": (
+        "the signed client assertion is outside its valid time for Entra: this host's clock is "
+        "off, set it right (NTP)"
+    ),
+    "AADSTS700023": (
+        "the client assertion was made for another token endpoint: check [graph] authority and "
+        "tenant_id"
+    ),
 }
 
 
 def entra_hint(message: str, config: Config) -> str:
     """What an Entra sign-in error means for this configuration, with its AADSTS code."""
+    # Entra names the certificate it was shown by its SHA-1 thumbprint, as the portal lists it
+    shown = re.search(r"Thumbprint of key used by client: '([0-9A-Fa-f]+)'", message)
+    fields = {
+        "tenant_id": config.graph.tenant_id,
+        "client_id": config.graph.client_id,
+        "thumbprint": f" (thumbprint {shown[1]})" if shown else "",
+    }
     for code, hint in _ENTRA_HINTS.items():
         if f"{code}:" in message or message.startswith(code):
-            return f"{hint.format(tenant_id=config.graph.tenant_id, client_id=config.graph.client_id)} ({code})"
+            return f"{hint.format(**fields)} ({code})"
     if "Unable to get authority configuration" in message:
         # MSAL's words when the tenant's OpenID metadata does not exist (an unknown tenant).
         return (

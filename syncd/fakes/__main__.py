@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         "--client-secret", default="graph-secret", help="secret the token endpoint accepts"
     )
     graph.add_argument(
+        "--client-certificate",
+        help="PEM file of a certificate registered for the app (a key beside it is ignored)",
+    )
+    graph.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a throwaway CA; its PEM path is printed as 'ca_file=...' on line 2",
@@ -118,6 +122,10 @@ def _serve_graph(args: argparse.Namespace, stop: threading.Event) -> int:
         guest_share=args.guest_share,
         scope_attributes=args.scope_attributes,
     )
+    certificate = None
+    if args.client_certificate:
+        with open(args.client_certificate, "rb") as pem:
+            certificate = pem.read()
     permissions = args.permissions
     if permissions is None:
         permissions = "User.Read.All,GroupMember.Read.All"
@@ -127,6 +135,7 @@ def _serve_graph(args: argparse.Namespace, stop: threading.Event) -> int:
         tenant_id=args.tenant_id,
         client_id=args.client_id,
         client_secret=args.client_secret,
+        client_certificate=certificate,
         access_token=args.token,
         tls=args.tls,
         port=args.port,

@@ -13,6 +13,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from syncd.fakes._http import Request, Response
+from syncd.fakes.graph.assertion import (
+    JWT_BEARER,
+    AssertionRefused,
+    ClientCertificates,
+    verify_assertion,
+)
 from syncd.fakes.graph.base import _ApiError, _b64, _GraphBase
 
 _GRAPH_SCOPES = frozenset(
@@ -21,19 +27,48 @@ _GRAPH_SCOPES = frozenset(
 
 
 class _Identity(_GraphBase):
-    """The tenant's one app: its client secret, the tokens issued to it and its permissions."""
+    """The tenant's one app: its secret and certificates, its tokens and its permissions."""
 
     client_id: str
     client_secret: str | None
+    client_certificates: ClientCertificates
+    clock_offset_seconds: float
     access_token: str | None
     permissions: set[str]
     _jwt_key: bytes
     _issued: dict[str, float]
 
+    def _init_identity(
+        self,
+        client_id: str,
+        client_secret: str | None,
+        client_certificate: bytes | str | None,
+        access_token: str | None,
+    ) -> None:
+        """The app's credentials and the token state (``FakeGraph.__init__`` calls this)."""
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.client_certificates = ClientCertificates()
+        if client_certificate is not None:
+            self.client_certificates.add(client_certificate)
+        self.access_token = access_token
+        # How far the identity platform's clock runs ahead of this host's (it judges assertions).
+        self.clock_offset_seconds = 0.0
+        self._jwt_key = secrets.token_bytes(32)
+        self._issued = {}  # access token -> expiry (epoch seconds)
+
     @property
     def token_url(self) -> str:
         """The OAuth2 token endpoint of this tenant."""
-        return f"{self.origin}/{self.tenant_id}/oauth2/v2.0/token"
+        return self._token_url_for(self.tenant_id)
+
+    def _token_url_for(self, tenant: str) -> str:
+        return f"{self.origin}/{tenant}/oauth2/v2.0/token"
+
+    def add_client_certificate(self, pem: bytes | str) -> None:
+        """Register one more certificate for the app (the first in ``pem``; a key is ignored)."""
+        with self._lock:
+            self.client_certificates.add(pem)
 
     def issue_token(self) -> str:
         """Issue a bearer token directly, as the token endpoint would (for tests)."""
@@ -190,26 +225,9 @@ class _Identity(_GraphBase):
                 f"'{self.tenant_id}'. This can happen if the application has not been installed "
                 "by the administrator of the tenant or consented to by any user in the tenant.",
             )
-        secret = form.get("client_secret")
-        if not secret:
-            return self._aad_error(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or "
-                "'client_secret'.",
-            )
-        if self.client_secret is None or not hmac.compare_digest(
-            secret.encode(), self.client_secret.encode()
-        ):
-            return self._aad_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{client_id}'.",
-            )
+        refused = self._client_refusal(form, client_id)
+        if refused is not None:
+            return refused
         scope = form.get("scope", "")
         scopes = scope.split()
         if not scopes or not all(s.endswith("/.default") for s in scopes):
@@ -241,6 +259,49 @@ class _Identity(_GraphBase):
             "access_token": token,
         }
         return Response(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def _client_refusal(self, form: dict[str, str], client_id: str) -> Response | None:
+        """Why the client's secret or certificate's assertion is refused, or None."""
+        assertion = form.get("client_assertion")
+        if assertion:
+            if form.get("client_assertion_type") != JWT_BEARER:
+                return self._aad_error(
+                    400, "invalid_request", 90011, "Unexpected client assertion type."
+                )
+            try:
+                verify_assertion(
+                    assertion,
+                    client_id=client_id,
+                    audiences={self._token_url_for(t) for t in (self.tenant_id, self.tenant_guid)},
+                    certificates=self.client_certificates,
+                    now=time.time() + self.clock_offset_seconds,
+                )
+            except AssertionRefused as refused:
+                return self._aad_error(
+                    refused.status, refused.error, refused.code, refused.description
+                )
+            return None
+        secret = form.get("client_secret")
+        if not secret:
+            return self._aad_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or "
+                "'client_secret'.",
+            )
+        if self.client_secret is None or not hmac.compare_digest(
+            secret.encode(), self.client_secret.encode()
+        ):
+            return self._aad_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is "
+                f"the client secret value, not the client secret ID, for a secret added to app "
+                f"'{client_id}'.",
+            )
+        return None
 
     def _issue(self) -> str:
         now = int(time.time())

@@ -55,8 +55,9 @@ class FakeGraph(_Resources, _AppResources, _Control):
     """A faithful fake of Microsoft Graph v1.0 for one tenant, served over real HTTP(S).
 
     Serves users, groups, members, managers, delta queries, the OAuth2 client-credentials token
-    endpoint with OpenID discovery, Graph's error envelope, and fault injection. The tenant is
-    changed through Python methods or, from another process, over HTTP (JSON bodies, no auth):
+    endpoint (a client secret or a certificate's signed assertion) with OpenID discovery, Graph's
+    error envelope, and fault injection. The tenant is changed through Python methods or, from
+    another process, over HTTP (JSON bodies, no auth):
 
     - ``POST /_fake/users`` {props} -> {"id"}; ``PATCH /_fake/users/{id}`` {props};
       ``DELETE /_fake/users/{id}`` (hard delete); ``PUT /_fake/users/{id}/manager``
@@ -85,6 +86,7 @@ class FakeGraph(_Resources, _AppResources, _Control):
         tenant_id: str = "contoso.example",
         client_id: str = "11111111-1111-1111-1111-111111111111",
         client_secret: str | None = "graph-secret",  # noqa: S107 - a fake's test secret
+        client_certificate: bytes | str | None = None,
         access_token: str | None = None,
         tls: bool = False,
         port: int = 0,
@@ -98,17 +100,18 @@ class FakeGraph(_Resources, _AppResources, _Control):
         """Build the tenant from ``org`` (copied) and bind 127.0.0.1:``port``; call ``start()``.
 
         ``client_secret=None`` refuses every client secret, so only ``access_token`` (a fixed
-        bearer token accepted as-is) works. ``delta_page_size`` is the page size of delta rounds
-        unless the client sends ``Prefer: odata.maxpagesize``; ``members_per_page`` is how many
-        member references one delta page carries before a big group is continued on the next.
+        bearer token accepted as-is) works. ``client_certificate`` (PEM; a private key beside the
+        certificate is ignored) registers a certificate for the app: the token endpoint then takes
+        a client assertion signed with its key (``add_client_certificate`` registers more).
+        ``delta_page_size`` is the page size of delta rounds unless the client sends ``Prefer:
+        odata.maxpagesize``; ``members_per_page`` is how many member references one delta page
+        carries before a big group is continued on the next.
         ``own_org=True`` takes over the dicts of ``org`` instead of copying them (halves the memory
         of a big tenant; ``org`` must not be used afterwards).
         """
         self.tenant_id = tenant_id
         self.tenant_guid = str(uuid.uuid5(uuid.NAMESPACE_DNS, tenant_id))
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.access_token = access_token
+        self._init_identity(client_id, client_secret, client_certificate, access_token)
         default_permissions = {"User.Read.All", "GroupMember.Read.All"}
         self.permissions = set(permissions if permissions is not None else default_permissions)
         self.page_size_max = page_size_max
@@ -128,8 +131,6 @@ class FakeGraph(_Resources, _AppResources, _Control):
         self._created_at = _now_iso() + "Z"
         self._lock = threading.RLock()
         self._nonce = secrets.token_hex(4)  # tokens from another instance are unknown here
-        self._jwt_key = secrets.token_bytes(32)
-        self._issued: dict[str, float] = {}  # access token -> expiry (epoch seconds)
         self._epoch = 0
         self._seq = 0
         self._users: dict[str, dict[str, Any]] = {}
