@@ -19,6 +19,7 @@ from syncd.adapters.sqlite import Store
 from syncd.config import load_config
 from syncd.errors import ExitCode, Health
 from syncd.fakes._http import LoopbackServer, Request, Response
+from syncd.fakes.certificates import make_client_certificate
 from syncd.fakes.generator import generate_organisation
 from syncd.fakes.graph import FakeGraph
 from syncd.fakes.learnster import FakeLearnster
@@ -26,7 +27,7 @@ from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness, write_config
 from tests.test_sync_e2e import assert_learnster_matches_directory
 
 CLIENT_SECRET = "links-client-secret"
-AUTH_MODES = ["access_token", "client_secret"]
+AUTH_MODES = ["access_token", "client_secret", "certificate"]  # the modes that run offline
 
 
 @dataclass
@@ -70,8 +71,14 @@ def tenant(
     monkeypatch.setenv("SYNCD_GRAPH_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("SYNCD_LEARNSTER_TOKEN", LEARNSTER_TOKEN)
     org = generate_organisation(36, seed=21)
+    certificate = make_client_certificate("syncd")
     graph = FakeGraph(
-        org, tls=True, access_token=GRAPH_TOKEN, client_secret=CLIENT_SECRET, page_size_max=10
+        org,
+        tls=True,
+        access_token=GRAPH_TOKEN,
+        client_secret=CLIENT_SECRET,
+        client_certificate=certificate.certificate_pem,
+        page_size_max=10,
     ).start()
     learnster = FakeLearnster(token=LEARNSTER_TOKEN).start()
     stranger = Stranger()
@@ -79,7 +86,9 @@ def tenant(
         stranger.answer, host="127.0.0.2", ssl_context=graph.ssl_context
     )
     stranger.server.start()
-    path = write_config(tmp_path, graph, learnster, auth=auth)
+    pem = tmp_path / "graph.pem"
+    certificate.write(pem)
+    path = write_config(tmp_path, graph, learnster, auth=auth, certificate_path=pem)
     try:
         yield Harness(graph, learnster, path, load_config(str(path))), stranger
     finally:
@@ -115,8 +124,10 @@ def assert_converged_without(h: Harness, leaver: str) -> None:
 
 
 def graph_secrets(h: Harness) -> list[str]:
-    """What must never reach the stranger: the static token, the client secret, issued tokens."""
-    return [GRAPH_TOKEN, CLIENT_SECRET, *h.graph.issued_tokens]
+    """What must never reach the stranger: the static token, the client secret, issued tokens,
+    and the certificate's private key."""
+    key = Path(h.config.graph.certificate_path).read_text().split("-----")[2].strip()
+    return [GRAPH_TOKEN, CLIENT_SECRET, *h.graph.issued_tokens, key[:64]]
 
 
 @pytest.mark.parametrize("tenant", AUTH_MODES, indirect=True)
@@ -160,6 +171,8 @@ def test_a_next_link_to_another_host_is_refused_and_nothing_is_removed(
     assert_converged_without(h, leaver["userPrincipalName"])
     assert all("127.0.0.2" not in link for link in stored_links(h).values())
     assert not stranger.saw_secret(*graph_secrets(h))
+    if h.config.graph.auth != "access_token":  # signed in through the fake's token endpoint
+        assert h.graph.issued_tokens
 
 
 @pytest.mark.parametrize("tenant", AUTH_MODES, indirect=True)
