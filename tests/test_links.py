@@ -204,3 +204,33 @@ def test_a_delta_link_to_another_host_is_not_stored(
     assert h.sync().exit_code == ExitCode.OK
     assert_converged_without(h, leaver["userPrincipalName"])
     assert stranger.requests == []
+
+
+@pytest.mark.parametrize("tenant", ["access_token"], indirect=True)
+def test_a_stored_delta_link_elsewhere_is_never_followed(
+    tenant: tuple[Harness, Stranger], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state an older syncd left after following a tampered page: the stranger's deltaLink
+    stored for users. It is not used; everything is read again from Graph, and converges."""
+    h, stranger = tenant
+    assert h.sync().exit_code == ExitCode.OK
+    store = Store(h.config.state_database)
+    try:
+        store.snapshot.save_delta_links(
+            {"users": f"{stranger.origin}/v1.0/users/delta?$deltatoken=stolen"}
+        )
+    finally:
+        store.close()
+    leaver = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.disable_user(leaver["id"])
+
+    with caplog.at_level(logging.WARNING, logger="syncd"):
+        report = h.sync()
+
+    assert report.exit_code == ExitCode.OK, report.message
+    assert report.mode == "full"
+    assert stranger.requests == []
+    assert f"it points at {stranger.origin}" in caplog.text
+    assert "stolen" not in caplog.text
+    assert all("127.0.0.2" not in link for link in stored_links(h).values())
+    assert_converged_without(h, leaver["userPrincipalName"])

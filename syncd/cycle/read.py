@@ -81,7 +81,7 @@ async def read_directory(
             source, links, is_full, streamed, select, application
         )
     except DeltaTokenExpired as expired:
-        log.warning("Graph delta token for %s expired: reading everything again", expired)
+        log.warning("Graph's delta link for %s cannot be used: reading everything again", expired)
         return await read_directory(
             source, snapshot, full=True, select=select, application=application
         )
@@ -199,6 +199,6 @@ async def _read_rounds(
     for resource, task in tasks.items():
         outcome = task.result()
         if isinstance(outcome, DeltaTokenExpired):
-            raise DeltaTokenExpired(resource) from outcome
+            raise DeltaTokenExpired(f"{resource} ({outcome})") from outcome
         rounds[resource] = outcome
     return rounds, assigned.result() if assigned is not None else None
