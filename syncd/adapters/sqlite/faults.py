@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,13 +73,23 @@ def _other(code: int, path: Path | str, detail: str) -> StateError:
 
 def unwritable(path: Path | str, detail: str) -> StateError:
     directory = Path(path).parent
+    why = _why_unwritable(directory)
     return StateError(
-        f"cannot open or write the state database {path} ({detail}): syncd's user needs "
+        f"cannot open or write the state database {path} ({detail}{why}): syncd's user needs "
         f"write access to {directory} and the files in it (the database, its -wal and -shm "
         "files and the .lock beside them); under systemd keep [state] database inside the "
         "unit's StateDirectory (/var/lib/syncd)",
         reason=detail,
     )
+
+
+def _why_unwritable(directory: Path) -> str:
+    """What the system says when a file is created in ``directory`` (SQLite does not say)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return ""
+    except OSError as exc:
+        return f"; creating a file in {directory}: {exc.strerror}"
 
 
 def path_of(db: sqlite3.Connection) -> str:

@@ -133,6 +133,12 @@ def inspect_schema(db: sqlite3.Connection, path: Path, *, existed: bool = True) 
             if existed and lock_path(path).exists():
                 raise _lost(path, "it holds no tables")
             return Schema(None, tables)
+        if not tables & TABLES:
+            raise StateError(
+                f"{path} is no syncd state database (its tables: {', '.join(sorted(tables))}): "
+                "check [state] database",
+                reason="it is no syncd state database",
+            )
         if "meta" not in tables:
             raise damaged(path, "its meta table is missing")
         stored = get_meta(db, "schema_version")
