@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 
 from syncd.app.cli import main
 from syncd.errors import ExitCode
-from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness
+from tests.conftest import GRAPH_TOKEN, LEARNSTER_TOKEN, Harness, Mailbox
 
 PAGE = 4096
 LINKED = "SELECT graph_id FROM ledger_user"
@@ -459,3 +460,57 @@ def test_a_disk_that_fills_mid_cycle_loses_nothing_and_the_next_cycle_duplicates
         )
     finally:
         disk.close()
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
+def test_the_daemon_logs_a_damaged_state_database_each_cycle_and_mails_it_once(
+    make_harness: Callable[..., Harness],
+    mailbox: tuple[Mailbox, int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from syncd.app.daemon import Daemon
+
+    box, port = mailbox
+    h = synced(make_harness)
+    h.reconfigure(
+        '[sync]\nphone_default_region = "SE"\n'
+        f'[notify]\nemail_to = ["ops@example.org"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+    )
+    backup = tmp_path / "state-backup.db"
+    assert cli(h, capsys, "state", "backup", str(backup))[0] == ExitCode.OK
+    database = Path(h.config.state_database)
+    os.truncate(database, database.stat().st_size // 2)
+
+    daemon = Daemon(str(h.config_path))  # the job `syncd run` schedules, run twice
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("syncd.daemon").addHandler(handler)
+    try:
+        daemon.cycle()
+        daemon.cycle()
+    finally:
+        logging.getLogger("syncd.daemon").removeHandler(handler)
+    failures = [r for r in records if r.getMessage().startswith("cycle failed:")]
+    assert len(failures) == 2
+    assert failures[0].levelno == logging.ERROR
+    assert f"cycle failed: state database {database} is damaged: it is truncated" in (
+        failures[0].getMessage()
+    )
+    assert all(r.exc_info is None for r in records)  # a message, not a traceback
+    assert not any("cycle crashed" in r.getMessage() for r in records)
+    [mail] = box.messages
+    assert "the state database cannot be used" in mail["Subject"]
+    body = " ".join(mail.get_payload(decode=True).decode().split())
+    assert f"state database {database} is damaged" in body
+    assert "syncd state restore BACKUP" in body
+    assert h.learnster.requests == []
+
+    assert cli(h, capsys, "state", "restore", str(backup))[0] == ExitCode.OK
+    daemon.cycle()
+    assert len(box.messages) == 2
+    assert "recovered" in box.messages[1]["Subject"]
+    assert h.scim_requests() == []
