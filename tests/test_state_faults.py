@@ -279,17 +279,28 @@ def test_a_read_only_state_directory_is_refused_with_what_to_do(
     before = digest(database)
     user = next(u for u in h.graph.users if u.get("accountEnabled"))
     h.graph.update_user(user["id"], jobTitle="Changed while the state was read-only")
-    database.parent.chmod(0o555)
-    try:
-        for command in (["sync"], ["status"]):
-            code, out = run_syncd(h, *command, wrap=wrap)
-            assert code == ExitCode.USAGE, out
-            assert f"cannot open or write the state database {database}" in out
-            assert f"creating a file in {database.parent}: Permission denied" in out
-            assert f"syncd's user needs write access to {database.parent}" in out
-            assert "Traceback" not in out
-    finally:
-        database.parent.chmod(0o755)
+    # The directory, then the file alone (its directory writable: status, which only reads,
+    # still works), then both (status reads through the -shm the second case left).
+    for directory_mode, file_mode, commands, why in (
+        (0o555, 0o644, ("sync", "status"), f"; creating a file in {database.parent}: Permission"),
+        (0o755, 0o444, ("sync",), "attempt to write a readonly database (SQLITE_READONLY)"),
+        (0o555, 0o444, ("sync",), f"; creating a file in {database.parent}: Permission"),
+    ):
+        database.chmod(file_mode)
+        database.parent.chmod(directory_mode)
+        try:
+            if commands == ("sync",):
+                assert run_syncd(h, "status", wrap=wrap)[0] == ExitCode.OK
+            for command in commands:
+                code, out = run_syncd(h, command, wrap=wrap)
+                assert code == ExitCode.USAGE, out
+                assert f"cannot open or write the state database {database}" in out, out
+                assert why in out, out
+                assert f"syncd's user needs write access to {database.parent}" in out
+                assert "Traceback" not in out
+        finally:
+            database.parent.chmod(0o755)
+            database.chmod(0o644)
     assert h.learnster.requests == []
     assert digest(database) == before
     # Writable again: the change is sent, nothing else (nothing was lost).
