@@ -79,6 +79,25 @@ def test_a_backup_never_overwrites_unless_forced(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".state-backup")] == []
 
 
+def test_a_backup_restored_on_a_new_host_sends_nothing(
+    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    h = synced(make_harness)
+    database = Path(h.config.state_database)
+    backup = tmp_path / "state-backup.db"
+    code, out = cli(h, capsys, "state", "backup", str(database), "--force")
+    assert code == ExitCode.USAGE
+    assert out == f"syncd: {database} is the state database itself: name another file"
+    assert cli(h, capsys, "state", "backup", str(backup))[0] == ExitCode.OK
+    for path in database.parent.glob("state.db*"):
+        path.unlink()  # a new host: no state database, no lock
+    code, out = cli(h, capsys, "state", "restore", str(backup))
+    assert code == ExitCode.OK, out
+    assert "The replaced database" not in out
+    assert h.sync().exit_code == ExitCode.OK
+    assert h.scim_requests() == []
+
+
 def test_a_damaged_database_is_not_backed_up(
     make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

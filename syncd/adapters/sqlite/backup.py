@@ -43,6 +43,8 @@ def backup(database: Path, target: Path, *, force: bool = False) -> Copied:
     """Copy the state database to ``target``; an existing ``target`` only with ``force``."""
     if not database.is_file():
         raise StateError(f"there is no state database at {database} to back up")
+    if target.exists() and target.resolve() == database.resolve():
+        raise ConfigError(f"{target} is the state database itself: name another file")
     if target.exists() and not force:
         raise _exists(target)
     Store(str(database)).close()  # refuses a damaged or newer database, as a cycle would
