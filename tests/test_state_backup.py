@@ -112,7 +112,7 @@ def test_a_damaged_database_is_not_backed_up(
     assert not backup.exists()
 
 
-def test_restore_waits_for_no_cycle_it_refuses_under_one(
+def test_restore_refuses_under_a_running_cycle_with_exit_5(
     make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     h = synced(make_harness)
