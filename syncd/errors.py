@@ -33,6 +33,7 @@ class Health(StrEnum):
     CONNECTION = "connection"  # Graph or Learnster could not be reached (or is not SCIM there)
     GRAPH = "graph"  # Graph answered a read with an error: not a credentials problem
     CONFIG = "config"  # the configuration is not usable
+    STATE = "state"  # the state database is damaged, unwritable, full or from a newer syncd
 
 
 class Recovery(Enum):
@@ -59,6 +60,20 @@ class ConfigError(SyncdError):
     exit_code = ExitCode.USAGE
     health = Health.CONFIG
     recovery = Recovery.STOP_CYCLE
+
+
+class StateError(ConfigError):
+    """The state database cannot be used: damaged, truncated, unwritable, full, or newer.
+
+    The message names the file and what to do. A ConfigError (exit 2, the cycle stops) so that
+    every caller that stops on an unusable set-up stops on it too; see docs/ARCHITECTURE.md.
+    """
+
+    health = Health.STATE
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message  # what is wrong, without the file's name or advice
 
 
 class LockHeld(SyncdError):

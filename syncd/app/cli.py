@@ -20,6 +20,7 @@ from syncd.adapters.sqlite import Store
 from syncd.app.health import Metrics, after_cycle
 from syncd.app.logs import under_systemd
 from syncd.app.output import Status, print_plan, print_report, print_status, report_to_json
+from syncd.app.state import add_state_commands, check_state, cmd_state
 from syncd.app.wiring import sync_once
 from syncd.config import Config, config_path, load_config
 from syncd.core.snapshot import labels_of
@@ -96,7 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also read Learnster and list changes made there directly to what syncd sent",
     )
 
-    commands.add_parser("check", parents=[common], help="test the Graph and Learnster connections")
+    commands.add_parser(
+        "check",
+        parents=[common],
+        help="test the Graph and Learnster connections and the state database's integrity",
+    )
+
+    add_state_commands(commands, common)
 
     reset = commands.add_parser("reset", parents=[common], help="restart provisioning")
     reset.add_argument(
@@ -155,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": _cmd_status,
             "check": _cmd_check,
             "reset": _cmd_reset,
+            "state": cmd_state,
         }[args.command]
         return handler(config, args, _console())
     except SyncdError as exc:
@@ -355,12 +363,14 @@ def _cmd_check(config: Config, args: argparse.Namespace, console: Console) -> in
             f"[green]✓[/] Learnster: {config.learnster.tenant_url} answered the test query"
         )
 
+    code = 0
     try:
         asyncio.run(check())
     except SyncdError as exc:
         console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
-        return int(exc.exit_code)
-    return 0
+        code = int(exc.exit_code)
+    # Also when a connection failed: the state database is checked on its own.
+    return code or check_state(config, console)
 
 
 def _cmd_reset(config: Config, args: argparse.Namespace, console: Console) -> int:

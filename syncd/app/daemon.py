@@ -15,10 +15,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.adapters.sqlite import Store
-from syncd.app.health import Metrics, after_cycle
+from syncd.app.health import OK, Metrics, Transition, after_cycle, send_notification
 from syncd.app.wiring import sync_once
 from syncd.config import Config, load_config
-from syncd.errors import ConfigError, LockHeld
+from syncd.cycle.report import CycleReport
+from syncd.errors import ConfigError, Health, LockHeld, SyncdError
 from syncd.schedule import cron_trigger, next_runs
 
 log = logging.getLogger("syncd.daemon")
@@ -68,6 +69,8 @@ class Daemon:
         self.stopping = threading.Event()  # SIGTERM/SIGINT: stop after a checkpoint
         self.reload_requested = threading.Event()  # SIGHUP
         self.metrics = Metrics()
+        self._failing: Health | None = None  # a cycle's state could not be used (_failed)
+        self._failing_since = ""
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={
@@ -84,20 +87,18 @@ class Daemon:
         if self.stopping.is_set():
             return
         self.notifier.notify("STATUS=cycle running")
-        store = Store(config.state_database)
         try:
-            with store.lock():
-                report = asyncio.run(sync_once(config, store, cancel=self.stopping))
-                now = datetime.now(UTC)
-                after_cycle(config, store, report, now, self.metrics)
+            report = self._locked_cycle(config)
         except LockHeld as exc:
             log.warning("cycle skipped: %s", exc)
+            return
+        except SyncdError as exc:  # the state database cannot be used: damaged, full, ...
+            self._failed(config, exc)
             return
         except Exception:  # the daemon outlives a bug in one cycle; the next may succeed
             log.exception("cycle crashed")
             return
-        finally:
-            store.close()
+        self._recovered(config, report)
         log.info(
             "cycle done (%s read, exit %d): %s",
             report.mode,
@@ -105,6 +106,38 @@ class Daemon:
             report.message or report.summary(),
         )
         self.notifier.notify(f"STATUS=last cycle: {report.summary()}; {self._next_run_text()}")
+
+    def _locked_cycle(self, config: Config) -> CycleReport:
+        store = Store(config.state_database)
+        try:
+            with store.lock():
+                report = asyncio.run(sync_once(config, store, cancel=self.stopping))
+                now = datetime.now(UTC)
+                after_cycle(config, store, report, now, self.metrics)
+        finally:
+            store.close()
+        return report
+
+    def _failed(self, config: Config, exc: SyncdError) -> None:
+        """A cycle that could not use its state: logged every time, mailed once.
+
+        The health a cycle leaves is kept in the state database, which is what failed; so
+        this failure is remembered here, in the daemon.
+        """
+        log.error("cycle failed: %s", exc)
+        self.notifier.notify(f"STATUS=last cycle failed: {exc}; {self._next_run_text()}")
+        state = exc.health or Health.CONFIG
+        if self._failing != state:
+            now = datetime.now(UTC).isoformat()
+            send_notification(config.notify, Transition(self._failing or OK, state, now, str(exc)))
+            self._failing, self._failing_since = state, now
+
+    def _recovered(self, config: Config, report: CycleReport) -> None:
+        if self._failing is None or report.health != OK:
+            return
+        send_notification(config.notify, Transition(self._failing, OK, self._failing_since, ""))
+        log.info("recovered: was %s since %s", self._failing, self._failing_since)
+        self._failing = None
 
     def _next_run_text(self) -> str:
         # From the schedule itself, not the scheduler: asking the scheduler from inside a job

@@ -27,6 +27,7 @@ _TITLES = {
     Health.CONNECTION: "authentication or connection failure: cannot connect",
     Health.GRAPH: "Microsoft Graph answered the read with an error",
     Health.CONFIG: "configuration error",
+    Health.STATE: "the state database cannot be used",
     Health.QUARANTINE: "quarantined, most requests to Learnster failed",
 }
 _WHAT_TO_DO = {
@@ -62,6 +63,13 @@ _WHAT_TO_DO = {
         "quoting the error."
     ),
     Health.CONFIG: "The configuration is not usable. Fix it, then run: syncd check",
+    Health.STATE: (
+        "syncd's state database, its record of what Learnster holds, cannot be used (the\n"
+        "message above names the file and says why). Nothing more is sent until it can be:\n"
+        "after freeing space or fixing permissions the next cycle goes on by itself; a\n"
+        "damaged file is replaced with: syncd state restore BACKUP\n"
+        "Check it with: syncd check"
+    ),
     Health.QUARANTINE: (
         "Most SCIM requests failed, so syncd stopped sending for this cycle (quarantine).\n"
         "See the errors with: syncd status --log\n"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.adapters.policy import escrow_delay
+from syncd.adapters.sqlite.faults import guarded
 from syncd.adapters.sqlite.sql import get_meta, in_chunks, set_meta, sql_now, sql_time, utcnow
 from syncd.core.ledger import LedgerGroup, LedgerUser
 from syncd.ports import Escrow
@@ -18,6 +19,7 @@ CONVERGED = "converged"
 GROUPS_IN_DOUBT = "groups_in_doubt"
 
 
+@guarded
 class SqliteLedger:
     """LedgerRepository over ``ledger_user``, ``ledger_group``, ``ledger_member``, ``escrow``.
 

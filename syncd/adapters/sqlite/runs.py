@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.adapters.policy import LOG_KEEP_DAYS, guard_state
+from syncd.adapters.sqlite.faults import guarded
 from syncd.adapters.sqlite.sql import get_meta, parse_time, set_meta, sql_now, sql_time, utcnow
 from syncd.ports import LogEntry, LogLine, Run
 
@@ -16,6 +17,7 @@ GUARD = "guard"
 HEALTH = "health"
 
 
+@guarded
 class SqliteRunLog:
     """RunLog over the ``run`` and ``provisioning_log`` tables (and two meta values)."""
 

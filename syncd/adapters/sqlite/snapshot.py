@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
+from syncd.adapters.sqlite.faults import guarded
 from syncd.adapters.sqlite.sql import compact, get_meta, in_chunks, put_meta, set_meta, sql_now
 from syncd.core.records import (
     PRESENCE_OF_STORED,
@@ -26,6 +27,7 @@ USER_SELECTION = "user_selection"
 ASSIGNMENTS = "assignments"
 
 
+@guarded
 class SqliteSnapshot:
     """SnapshotRepository over the ``snapshot_user``, ``snapshot_group`` and ``delta_link`` tables."""
 

@@ -14,31 +14,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from syncd.adapters.sqlite.faults import guarded, state_error, unwritable
+from syncd.adapters.sqlite.inspect import (
+    SCHEMA_VERSION,
+    TABLES,
+    check_file,
+    inspect_schema,
+    lock_path,
+)
 from syncd.adapters.sqlite.ledger import SqliteLedger
 from syncd.adapters.sqlite.runs import SqliteRunLog
 from syncd.adapters.sqlite.snapshot import SqliteSnapshot
-from syncd.adapters.sqlite.sql import get_meta
 from syncd.core.records import user_name_key
-from syncd.errors import ConfigError, LockHeld
+from syncd.errors import LockHeld, StateError
 
-SCHEMA_VERSION = 3
-
-# The tables syncd.adapters.sqlite.schema defines (a test keeps the two in step).
-TABLES = frozenset(
-    {
-        "snapshot_user",
-        "snapshot_group",
-        "ledger_user",
-        "ledger_group",
-        "ledger_member",
-        "escrow",
-        "delta_link",
-        "run",
-        "provisioning_log",
-        "create_intent",
-        "meta",
-    }
-)
+__all__ = ["SCHEMA_VERSION", "TABLES", "Store", "cycle_lock"]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -51,6 +41,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+@guarded
 class Store:
     """All of syncd's persistent state in one SQLite file: snapshot, ledger and run log."""
 
@@ -59,30 +50,40 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
+            raise StateError(
                 f"state directory {self.path.parent} cannot be created: {exc.strerror}"
             ) from None
-        self._raw = _connect(self.path)
-        self._prepare_schema()
-        self.snapshot = SqliteSnapshot(self._raw)
-        self.ledger = SqliteLedger(self._raw)
-        self.runs = SqliteRunLog(self._raw)
+        existed = check_file(self.path)
+        try:
+            self._db = self._raw = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise state_error(exc, self.path) from exc
+        try:
+            self._prepare_schema(existed)
+            self.snapshot = SqliteSnapshot(self._raw)
+            self.ledger = SqliteLedger(self._raw)
+            self.runs = SqliteRunLog(self._raw)
+        except BaseException as exc:
+            self._raw.close()
+            if isinstance(exc, sqlite3.Error):
+                raise state_error(exc, self.path) from exc
+            raise
 
-    def _prepare_schema(self) -> None:
+    def _prepare_schema(self, existed: bool) -> None:
+        """Refuse damage or a newer schema; create what a new or older database lacks."""
         db = self._raw
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        if TABLES - tables:  # new, or older than this syncd: only then is sqlmodel needed
+        schema = inspect_schema(db, self.path, existed=existed)
+        if TABLES - schema.tables:  # new, or older than this syncd: only then is sqlmodel needed
             from syncd.adapters.sqlite.schema import create_tables
 
-            create_tables(self.path)
-        stored = get_meta(db, "schema_version")
-        version = int(stored) if stored is not None else SCHEMA_VERSION
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise ConfigError(
-                f"state database {self.path} has schema version {version}, newer than this "
-                f"syncd knows ({SCHEMA_VERSION}): upgrade syncd, or restore a backup"
-            )
+            try:
+                create_tables(self.path)
+            except Exception as exc:  # SQLAlchemy wraps sqlite3's error
+                cause = exc.__cause__ or exc.__context__ or exc
+                if isinstance(cause, sqlite3.Error):
+                    raise state_error(cause, self.path) from exc
+                raise
+        stored, version = schema.version, schema.version or SCHEMA_VERSION
         if stored is None:
             with db:
                 db.execute(
@@ -114,8 +115,10 @@ class Store:
                 )
 
     def close(self) -> None:
-        self.snapshot.settle()
-        self._raw.close()
+        try:
+            self.snapshot.settle()
+        finally:
+            self._raw.close()
 
     def counts(self) -> dict[str, int]:
         """How many objects are linked, in the snapshot, and in retry (for status and metrics)."""
@@ -130,24 +133,37 @@ class Store:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """One cycle at a time: an exclusive, non-blocking lock beside the database."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 64).decode(errors="replace").strip()
-                raise LockHeld(
-                    f"another syncd cycle is running (lock {lock_path}"
-                    + (f" held by pid {holder}" if holder else "")
-                    + "); try again when it has finished"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
+        with cycle_lock(self.path):
             self.ledger.reload()  # what another cycle did before we held the lock
             yield
-        finally:
-            os.close(fd)
+
+
+@contextmanager
+def cycle_lock(database: Path) -> Iterator[None]:
+    """The lock a cycle holds, beside the database (also taken by `syncd state restore`)."""
+    path = lock_path(database)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise unwritable(database, f"the lock {path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            raise LockHeld(
+                f"another syncd cycle is running (lock {path}"
+                + (f" held by pid {holder}" if holder else "")
+                + "); try again when it has finished"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            raise unwritable(database, f"the lock {path}: {exc.strerror}") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
