@@ -8,6 +8,7 @@ costs ~10 ms per user (docs/ARCHITECTURE.md, "The directory read").
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -80,10 +81,16 @@ class GraphSource:
             raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
         except APIError as exc:
             raise _translate(exc, what, permission) from None
+        except httpx.DecodingError:  # a body its Content-Encoding does not describe
+            raise GraphReadError(
+                f"Graph returned a page that cannot be decompressed for {what}"
+            ) from None
         except httpx.TransportError as exc:
             raise Unreachable(
                 f"cannot reach Microsoft Graph at {self.base_url}: {type(exc).__name__}"
             ) from None
+        except (httpx.InvalidURL, ValueError) as exc:  # a next link that is no URL
+            raise GraphReadError(f"Graph failed on {what}: not a URL to request: {exc}") from None
         except StopCycle:
             raise
         except Exception as exc:
@@ -91,12 +98,16 @@ class GraphSource:
                 raise CredentialsRefused(
                     f"Graph authentication failed: {entra_hint(str(exc), self._config)}"
                 ) from None
+            if type(exc) is Exception or type(exc).__module__.startswith("kiota_http."):
+                # How the SDK's redirect handler refuses a Location (or too many of them).
+                reason = " ".join(str(exc).split())[:200]
+                raise GraphReadError(f"Graph failed on {what}: {reason}") from None
             raise
         if not raw:
             raise GraphReadError(f"Graph returned an empty body for {what}")
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = json.loads(raw, parse_float=_finite, parse_constant=_finite)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
             raise GraphReadError(f"Graph returned a page that is not JSON for {what}") from None
         if not isinstance(payload, dict):
             raise GraphReadError(f"Graph returned an unexpected page for {what}")
@@ -152,6 +163,9 @@ class GraphSource:
             delta_link = page.get("@odata.deltaLink")
             if not isinstance(delta_link, str) or not delta_link:
                 result.error = GraphReadError(f"{resource}/delta ended without a deltaLink")
+                return result
+            if not delta_link.isascii():  # a URL is ASCII; a lone surrogate cannot be stored
+                result.error = GraphReadError(f"{resource}/delta ended with a deltaLink not a URL")
                 return result
             result.delta_link = delta_link
             return result
@@ -261,6 +275,15 @@ class GraphSource:
         page = await self._send(info, "groups")
         values = page.get("value") or []
         return values[0] if values else None
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; NaN, Infinity and 1e400 (which is inf) are refused: JSON
+    has no such values, and SQLite's JSON cannot store them in the snapshot."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _translate(exc: APIError, what: str, permission: str = "") -> GraphReadError | StopCycle:

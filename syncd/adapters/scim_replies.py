@@ -5,6 +5,7 @@ No I/O: the sink hands these the response it read.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TypeGuard
@@ -23,6 +24,8 @@ from syncd.errors import (
     TransientError,
 )
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def resource_path(endpoint: str, scim_id: str) -> str:
     """The path of one resource. Its id comes from Learnster: whatever it holds ("/", "?",
@@ -35,11 +38,28 @@ def resource_path(endpoint: str, scim_id: str) -> str:
     return f"/{endpoint}/{segment}"
 
 
+def is_valid_id(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` is an id syncd can address, send and store: a non-empty string of
+    valid Unicode (JSON's escapes allow a lone surrogate, which is not)."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and (value.isascii() or not _LONE_SURROGATE.search(value))
+    )
+
+
 def has_id(resource: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a reply's resource carries an id syncd can address it by."""
-    return (
-        isinstance(resource, dict) and isinstance(resource.get("id"), str) and bool(resource["id"])
-    )
+    return isinstance(resource, dict) and is_valid_id(resource.get("id"))
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The reply's JSON; ValueError when it is none, also when nested deeper than Python's
+    parser reads."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def filter_string(value: str) -> str:
@@ -50,12 +70,15 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
     status = response.status_code
     detail, scim_type = "", ""
     try:
-        payload = response.json()
+        payload = json_of(response)
         if isinstance(payload, Mapping):
             detail = str(payload.get("detail") or "")
             scim_type = str(payload.get("scimType") or "")
     except ValueError:
-        detail = response.text[:200]
+        try:
+            detail = response.text[:200]
+        except ValueError:  # a charset the body does not match (odd-length UTF-16)
+            detail = response.content[:200].decode("utf-8", "replace")
     where = f"{method} {path}: HTTP {status}"
     message = f"{where}: {detail}" if detail else where
     if status == 401:
@@ -82,7 +105,7 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
 
 def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
     try:
-        payload = response.json()
+        payload = json_of(response)
     except ValueError:
         raise BadResponseError(
             f"{method} {path}: Learnster answered {response.status_code} without JSON"
@@ -94,7 +117,7 @@ def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, A
 
 def list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]:
     try:
-        payload = response.json()
+        payload = json_of(response)
     except ValueError:
         raise BadResponseError(f"{where}: Learnster's list reply is not JSON") from None
     if not isinstance(payload, dict):
