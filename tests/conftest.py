@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from syncd.adapters.sqlite import Store
 from syncd.app.wiring import sync_once
@@ -20,6 +22,24 @@ from syncd.cycle.run import CycleRequest
 from syncd.fakes.generator import Organisation, generate_organisation
 from syncd.fakes.graph import FakeGraph
 from syncd.fakes.learnster import FakeLearnster
+
+# Hypothesis: `make test` runs a bounded number of examples, with no example database (each
+# run stands alone); `make fuzz` (HYPOTHESIS_PROFILE=fuzz) many more, and keeps what fails
+# in .hypothesis/ so the next run tries it first. Tests that set max_examples keep theirs.
+settings.register_profile(
+    "syncd",
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=20_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncd"))
 
 GRAPH_TOKEN = "graph-test-token"
 LEARNSTER_TOKEN = "learnster-test-token"

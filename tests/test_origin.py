@@ -37,6 +37,7 @@ def test_links_on_graphs_origin_are_followed(link: str) -> None:
         ("https://graph.microsoft.com/v1.0evil/users", "outside '/v1.0/'"),
         ("/v1.0/users/delta?$skiptoken=relative", "points at no scheme"),
         ("https://[::1/v1.0/users", "not a valid URL"),
+        ("https://graph.microsoft.com/v1.0/\ud800", "not a valid URL"),  # a lone surrogate
     ],
 )
 def test_links_elsewhere_are_refused_naming_the_host_only(link: str, reason: str) -> None:
@@ -59,3 +60,4 @@ def test_a_url_is_shown_without_its_query_or_user_information() -> None:
     url = "https://user:pw@graph.microsoft.com/v1.0/users/delta?$deltatoken=SECRET#frag"
     assert shown(url) == "https://graph.microsoft.com/v1.0/users/delta"
     assert shown("https://x.example:8443/scim/v2?token=1") == "https://x.example:8443/scim/v2"
+    assert shown("https://x.example/\ud800") == "a malformed URL"

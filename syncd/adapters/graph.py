@@ -8,6 +8,7 @@ costs ~10 ms per user (docs/ARCHITECTURE.md, "The directory read").
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -109,6 +110,10 @@ class GraphSource:
             raw = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAPPING)
         except APIError as exc:
             raise _translate(exc, what, url, permission) from None
+        except httpx.DecodingError:  # a body its Content-Encoding does not describe
+            raise GraphReadError(
+                f"Graph returned a page that cannot be decompressed for {what} ({shown(url)})"
+            ) from None
         except httpx.TransportError as exc:
             raise Unreachable(
                 f"cannot reach Microsoft Graph at {shown(url)}: {type(exc).__name__}"
@@ -118,6 +123,8 @@ class GraphSource:
                 f"Graph's answer to {what} ({shown(url)}) is refused: {exc}",
                 status=getattr(exc, "status", 0),
             ) from None
+        except (httpx.InvalidURL, ValueError) as exc:  # a next link that is no URL
+            raise GraphReadError(f"Graph failed on {what}: not a URL to request: {exc}") from None
         except StopCycle:
             raise
         except Exception as exc:
@@ -125,12 +132,16 @@ class GraphSource:
                 raise CredentialsRefused(
                     f"Graph authentication failed: {entra_hint(str(exc), self._config)}"
                 ) from None
+            if type(exc) is Exception or type(exc).__module__.startswith("kiota_http."):
+                # How the SDK's redirect handler refuses a Location (or too many of them).
+                reason = " ".join(str(exc).split())[:200]
+                raise GraphReadError(f"Graph failed on {what}: {reason}") from None
             raise
         if not raw:
             raise GraphReadError(f"Graph returned an empty body for {what} ({shown(url)})")
         try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
+            payload = json.loads(raw, parse_float=_finite, parse_constant=_finite)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
             raise GraphReadError(
                 f"Graph returned a page that is not JSON for {what} ({shown(url)})"
             ) from None
@@ -198,6 +209,9 @@ class GraphSource:
             delta_link = page.get("@odata.deltaLink")
             if not isinstance(delta_link, str) or not delta_link:
                 result.error = GraphReadError(f"{resource}/delta ended without a deltaLink")
+                return result
+            if not delta_link.isascii():  # a URL is ASCII; a lone surrogate cannot be stored
+                result.error = GraphReadError(f"{resource}/delta ended with a deltaLink not a URL")
                 return result
             refused = self.origin.refusal(delta_link)
             if refused:  # not stored: the next cycle would send Graph's token there
@@ -332,6 +346,15 @@ class GraphSource:
         page = await self._send(info, "groups")
         values = page.get("value") or []
         return values[0] if values else None
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; NaN, Infinity and 1e400 (which is inf) are refused: JSON
+    has no such values, and SQLite's JSON cannot store them in the snapshot."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _translate(

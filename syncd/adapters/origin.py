@@ -20,7 +20,7 @@ def shown(url: str | httpx.URL) -> str:
     (skip and delta tokens), the fragment or user info."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
+    except (httpx.InvalidURL, TypeError, ValueError):  # ValueError: a lone surrogate
         return "a malformed URL"
     port = f":{parsed.port}" if parsed.port is not None else ""
     return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
@@ -30,7 +30,7 @@ def host_of(url: str | httpx.URL) -> str:
     """Host and port of ``url`` (for a message about a link syncd refused)."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
+    except (httpx.InvalidURL, TypeError, ValueError):  # ValueError: a lone surrogate
         return "a malformed URL"
     port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
     return f"{parsed.host}:{port}" if parsed.host else "no host"
@@ -56,7 +56,7 @@ class Origin:
         """Why ``url`` leaves this origin (naming its host, never its query), or None."""
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
+        except (httpx.InvalidURL, TypeError, ValueError):  # ValueError: a lone surrogate
             return "it is not a valid URL"
         scheme = parsed.scheme.lower()
         if parsed.userinfo:

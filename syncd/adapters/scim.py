@@ -19,6 +19,8 @@ from syncd.adapters.origin import shown
 from syncd.adapters.scim_replies import (
     classify,
     filter_string,
+    is_valid_id,
+    json_of,
     list_resources,
     resource_of,
     resource_path,
@@ -55,12 +57,38 @@ LIST_PAGE_SIZE = 500
 _ANSWER_UNUSED = frozenset({"PATCH", "DELETE"})
 
 
-def _unseen(resources: list[dict[str, Any]], seen: set[str]) -> Iterator[dict[str, Any]]:
-    """The resources not listed before (pages read twice, or a list that moved under us)."""
+class _Seen:
+    """The ids a list read has yielded, and how many pages in a row brought no other: a server
+    that ignores startIndex answers every page with the first, as full, for ever."""
+
+    def __init__(self, path: str, patience: int) -> None:
+        self._ids: set[str] = set()
+        self._stale = 0
+        self._path = path
+        self._patience = patience
+
+    def fresh(self, resources: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+        """The resources not listed before (pages read twice, or a list that moved under us)."""
+        new = []
+        for resource in resources:
+            if resource["id"] not in self._ids:
+                self._ids.add(resource["id"])
+                new.append(resource)
+        self._stale = self._stale + 1 if resources and not new else 0
+        if self._stale > self._patience:
+            raise BadResponseError(
+                f"GET {self._path}: {self._stale} pages in a row up to startIndex {start} list "
+                "only resources listed before: Learnster's paging does not move on"
+            )
+        return new
+
+
+def _once(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each resource of one reply once: one listed twice is not two matches."""
+    first: dict[str, dict[str, Any]] = {}
     for resource in resources:
-        if resource["id"] not in seen:
-            seen.add(resource["id"])
-            yield resource
+        first.setdefault(resource["id"], resource)
+    return list(first.values())
 
 
 @contextlib.contextmanager
@@ -246,6 +274,10 @@ class ScimSink:
                 raise BadResponseError(f"{method} {path}: {exc}") from None
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
+            except httpx.DecodingError as exc:  # a body its Content-Encoding does not describe
+                raise BadResponseError(
+                    f"{method} {path}: Learnster's answer cannot be decompressed ({exc})"
+                ) from None
             except httpx.TransportError as exc:
                 raise TransientError(
                     f"{method} {path}: connection failed ({type(exc).__name__})",
@@ -301,7 +333,7 @@ class ScimSink:
         response = await self._request("GET", "/Users", params=params)
         return [
             resource
-            for resource in list_resources("GET /Users", response)
+            for resource in _once(list_resources("GET /Users", response))
             if work_email_key(resource) == user_name_key(address)
         ]
 
@@ -337,7 +369,9 @@ class ScimSink:
         params = {"filter": f"externalId eq {filter_string(external_id)}"}
         response = await self._request("GET", "/Groups", params=params)
         return [
-            r for r in list_resources("GET /Groups", response) if r.get("externalId") == external_id
+            r
+            for r in _once(list_resources("GET /Groups", response))
+            if r.get("externalId") == external_id
         ]
 
     async def patch_group(self, scim_id: str, operations: Sequence[Mapping[str, Any]]) -> None:
@@ -354,7 +388,8 @@ class ScimSink:
         members = resource_of("GET", path, response).get("members") or []
         if not isinstance(members, list):
             raise BadResponseError(f"GET {path}: members is not a list")
-        return [str(m["value"]) for m in members if isinstance(m, Mapping) and m.get("value")]
+        values = (str(m["value"]) for m in members if isinstance(m, Mapping) and m.get("value"))
+        return [v for v in values if is_valid_id(v)]
 
     async def delete_group(self, scim_id: str) -> None:
         await self._request("DELETE", resource_path("Groups", scim_id))
@@ -387,8 +422,8 @@ class ScimSink:
         the rest be read one page after the other, until a page comes back short.
         """
         resources, total = await self._page(path, 1, page_size, attributes)
-        seen: set[str] = set()
-        for resource in _unseen(resources, seen):
+        seen = _Seen(path, patience=self._width)  # more than a batch: not a list that moved
+        for resource in seen.fresh(resources, 1):
             yield resource
         stride, start, last = len(resources), 1 + len(resources), len(resources)
         while stride and start <= total:
@@ -396,8 +431,8 @@ class ScimSink:
             pages = await asyncio.gather(
                 *(self._page(path, s, page_size, attributes) for s in starts)
             )
-            for resources, _ in pages:
-                for resource in _unseen(resources, seen):
+            for at, (resources, _) in zip(starts, pages, strict=True):
+                for resource in seen.fresh(resources, at):
                     yield resource
             short = next((i for i, (r, _) in enumerate(pages) if len(r) < stride), None)
             last = len(pages[-1 if short is None else short][0])
@@ -412,7 +447,7 @@ class ScimSink:
             start <= total or last == page_size or (start > total + 1 and last >= stride)
         ):
             resources, total = await self._page(path, start, page_size, attributes)
-            for resource in _unseen(resources, seen):
+            for resource in seen.fresh(resources, start):
                 yield resource
             start, last = start + len(resources), len(resources)
 
@@ -425,10 +460,10 @@ class ScimSink:
             params["attributes"] = attributes
         response = await self._request("GET", path, params=params)
         resources = list_resources(f"GET {path}", response)
-        total = response.json().get("totalResults", 0)
+        total = json_of(response).get("totalResults", 0)
         try:
             return resources, int(total)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, 1e400
             raise BadResponseError(f"GET {path}: totalResults is not a number") from None
 
     async def check(self, probe_user_name: str) -> None:
@@ -451,7 +486,7 @@ class ScimSink:
                 f"Learnster at {self.tenant_url} refused the test query: {exc}"
             ) from exc
         try:
-            payload = response.json()
+            payload = json_of(response)
         except ValueError:
             raise Unreachable(
                 f"{self.tenant_url} did not answer with SCIM JSON: check the Tenant URL"

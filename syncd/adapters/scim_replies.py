@@ -26,6 +26,7 @@ from syncd.errors import (
 )
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def resource_path(endpoint: str, scim_id: str) -> str:
@@ -39,11 +40,28 @@ def resource_path(endpoint: str, scim_id: str) -> str:
     return f"/{endpoint}/{segment}"
 
 
+def is_valid_id(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` is an id syncd can address, send and store: a non-empty string of
+    valid Unicode (JSON's escapes allow a lone surrogate, which is not)."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and (value.isascii() or not _LONE_SURROGATE.search(value))
+    )
+
+
 def has_id(resource: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a reply's resource carries an id syncd can address it by."""
-    return (
-        isinstance(resource, dict) and isinstance(resource.get("id"), str) and bool(resource["id"])
-    )
+    return isinstance(resource, dict) and is_valid_id(resource.get("id"))
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The reply's JSON; ValueError when it is none, also when nested deeper than Python's
+    parser reads."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def filter_string(value: str) -> str:
@@ -54,7 +72,7 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
     status = response.status_code
     detail, scim_type, other = "", "", ""
     try:
-        payload = response.json()
+        payload = json_of(response)
         if isinstance(payload, Mapping):
             detail = str(payload.get("detail") or "")
             scim_type = str(payload.get("scimType") or "")
@@ -93,7 +111,10 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
 
 def _not_scim(response: httpx.Response) -> str:
     """What a failed answer that is not SCIM JSON was: a proxy's page says little else."""
-    text = response.text
+    try:
+        text = response.text
+    except ValueError:  # a charset the body does not match (odd-length UTF-16)
+        text = response.content[:4096].decode("utf-8", "replace")
     if "<html" in text[:500].lower():
         match = _TITLE.search(text[:4096])
         title = " ".join(match.group(1).split())[:80] if match else ""
@@ -103,7 +124,7 @@ def _not_scim(response: httpx.Response) -> str:
 
 def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
     try:
-        payload = response.json()
+        payload = json_of(response)
     except ValueError:
         raise BadResponseError(
             f"{method} {path}: Learnster answered {response.status_code} without JSON"
@@ -115,7 +136,7 @@ def resource_of(method: str, path: str, response: httpx.Response) -> dict[str, A
 
 def list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]:
     try:
-        payload = response.json()
+        payload = json_of(response)
     except ValueError:
         raise BadResponseError(f"{where}: Learnster's list reply is not JSON") from None
     if not isinstance(payload, dict):

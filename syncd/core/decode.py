@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from syncd.core.records import (
     USER_STRING_PROPERTIES,
@@ -55,6 +55,16 @@ def clean_text(value: str) -> tuple[str, list[str]]:
     return value.strip(), notes
 
 
+def usable_id(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` can key an object: a non-blank string of valid Unicode (an id holding
+    a lone surrogate, which JSON's escapes allow, can be neither stored nor sent)."""
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and (value.isascii() or not _LONE_SURROGATE.search(value))
+    )
+
+
 def _decode_property(object_id: str, name: str, value: Any, problems: list[Problem]) -> str:
     """One string property, cleaned; "" (with a Problem) when it cannot be used."""
     if value is None:
@@ -86,8 +96,11 @@ def decode_user(obj: Mapping[str, Any]) -> Decoded:
     """
     result = Decoded()
     object_id = obj.get("id")
-    if not isinstance(object_id, str) or not object_id.strip():
-        result.problems.append(Problem("<unknown>", "id", "object without an id: skipped", "error"))
+    if not usable_id(object_id):
+        message = "object without an id: skipped"
+        if isinstance(object_id, str) and object_id.strip():
+            message = f"object id {object_id!r} is not valid Unicode: skipped"
+        result.problems.append(Problem("<unknown>", "id", message, "error"))
         return result
     properties: dict[str, str] = {}
     for name in USER_STRING_PROPERTIES:
@@ -161,7 +174,7 @@ def _manager_id(obj: Mapping[str, Any]) -> str | None:
     manager = obj.get("manager")
     if isinstance(manager, Mapping):
         value = manager.get("id")
-        return sys.intern(value) if isinstance(value, str) and value else None
+        return sys.intern(value) if usable_id(value) else None
     return None
 
 
@@ -190,7 +203,7 @@ def _manager_from_delta(value: Any) -> dict[str, str] | None:
         return None
     current = None
     for entry in value:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+        if not isinstance(entry, Mapping) or not usable_id(entry.get("id")):
             continue
         current = None if isinstance(entry.get("@removed"), Mapping) else {"id": entry["id"]}
     return current
@@ -198,7 +211,7 @@ def _manager_from_delta(value: Any) -> dict[str, str] | None:
 
 def merge_delta_object(result: DeltaRound, obj: Any) -> None:
     """Fold one delta object into the round: repeated objects merge, member lists concatenate."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+    if not isinstance(obj, dict) or not usable_id(obj.get("id")):
         return
     object_id = obj["id"]
     removed = obj.get("@removed")
@@ -209,7 +222,9 @@ def merge_delta_object(result: DeltaRound, obj: Any) -> None:
     result.removed.pop(object_id, None)
     current = result.objects.setdefault(object_id, {"id": object_id})
     for key, value in obj.items():
-        if key == "members@delta" and isinstance(value, list):
+        if key == "members@delta":
+            if not isinstance(value, list):  # not a member list: no member changes
+                continue
             # Compact (type, id, removed) triples: a big tenant's round holds 500,000 of them.
             members = current.setdefault("members@delta", [])
             members.extend(
@@ -219,7 +234,7 @@ def merge_delta_object(result: DeltaRound, obj: Any) -> None:
                     isinstance(m.get("@removed"), dict),
                 )
                 for m in value
-                if isinstance(m, dict) and isinstance(m.get("id"), str)
+                if isinstance(m, dict) and usable_id(m.get("id"))
             )
         elif not key.startswith("@"):
             current[key] = value
