@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
+from syncd.adapters.sqlite import Store
 from syncd.app.cli import main
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
@@ -382,3 +384,20 @@ def test_the_provisioning_log_says_what_happened_to_each_object(
     lines = [line for line in out.splitlines() if " run 1 create_user " in line]
     assert len(lines) == created + 1
     assert sum(1 for line in lines if line.endswith(": created")) == created
+
+
+def test_the_provisioning_log_is_kept_state_log_days(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(users=12, extra="log_days = 0.00002\n")  # in [state]: 1.7 seconds
+    assert h.config.state_log_days == 0.00002
+    h.sync()
+    store = Store(h.config.state_database)
+    try:
+        assert {e.run_id for e in store.runs.entries(1000)} == {1}
+        user = next(u for u in h.graph.users if u.get("accountEnabled"))
+        h.graph.update_user(user["id"], jobTitle="Soaked")
+        time.sleep(2)
+        h.sync()
+        assert [(e.run_id, e.object_id) for e in store.runs.entries(1000)] == [(2, user["id"])]
+        assert [r.id for r in store.runs.recent()] == [2, 1]  # the run history stays
+    finally:
+        store.close()
