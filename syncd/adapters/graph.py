@@ -23,6 +23,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from syncd.adapters.graph_auth import build_auth_provider, entra_hint
+from syncd.adapters.transport import environment_proxy
 from syncd.config import Config
 from syncd.core.decode import merge_delta_object
 from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, Assignments, DeltaRound
@@ -54,15 +55,23 @@ class GraphSource:
     def __init__(self, config: Config, *, timeout_seconds: float = 120.0) -> None:
         self._config = config
         self.base_url = config.graph.base_url.rstrip("/")
+        # syncd's own transport, closed in aclose: the SDK wraps a client's transports in one
+        # whose aclose() closes nothing, so each cycle's keep-alive connections stayed open
+        # until the collector found them (the daemon's sockets grew; make soak).
+        self._transport = httpx.AsyncHTTPTransport(
+            verify=tls_verify(config.graph.ca_file), proxy=environment_proxy(self.base_url)
+        )
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
-            verify=tls_verify(config.graph.ca_file),
             base_url=self.base_url,
+            transport=self._transport,
+            trust_env=False,  # the proxy is chosen above; no other transport is mounted
         )
         # The SDK's default middleware: retry (429/503/504 with Retry-After), redirect, etc.
         http = GraphClientFactory.create_with_default_middleware(client=http, options=graph_options)
         self._http = http
-        adapter = GraphRequestAdapter(build_auth_provider(config), client=http)
+        provider, self._credential = build_auth_provider(config)
+        adapter = GraphRequestAdapter(provider, client=http)
         adapter.base_url = self.base_url
         self.client = GraphServiceClient(request_adapter=adapter)
         self._adapter = adapter
@@ -70,6 +79,9 @@ class GraphSource:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._transport.aclose()
+        if self._credential is not None:
+            self._credential.close()
 
     async def _send(
         self, info: RequestInformation, what: str, permission: str = ""
