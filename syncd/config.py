@@ -133,6 +133,7 @@ class Config:
     notify: NotifyConfig = NotifyConfig()
     metrics: MetricsConfig = MetricsConfig()
     state_database: str = "/var/lib/syncd/state.db"
+    state_log_days: float = 30.0  # [state] log_days: the provisioning log kept this long
     user_mapping_overrides: Mapping[str, str] = field(default_factory=dict)
     source_path: str = ""
 
@@ -177,13 +178,15 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
     for required in ("graph", "learnster"):
         if required not in data:
             raise ConfigError(f"{source}: section [{required}] is required")
+    state_database, log_days = _state_section(data, source)
     return Config(
         graph=_graph_section(data, source),
         learnster=_learnster_section(data, source),
         scope=_scope_section(data, source),
         sync=_sync_section(data, source),
         schedule=_schedule_section(data, source),
-        state_database=_state_section(data, source),
+        state_database=state_database,
+        state_log_days=log_days,
         notify=_notify_section(data, source),
         metrics=_metrics_section(data, source),
         user_mapping_overrides=_mapping_section(data, source),
@@ -325,10 +328,13 @@ def _schedule_section(data: Mapping[str, Any], source: str) -> ScheduleConfig:
     return schedule_cfg
 
 
-def _state_section(data: Mapping[str, Any], source: str) -> str:
+def _state_section(data: Mapping[str, Any], source: str) -> tuple[str, float]:
+    """The state database's path and how many days its provisioning log is kept (fractions of
+    a day too: a soak test's cycles are seconds apart)."""
     state = table_of(data, "state", source)
-    no_unknown(state, {"database"}, source, "state")
-    return string(state, "database", "state", source) or "/var/lib/syncd/state.db"
+    no_unknown(state, {"database", "log_days"}, source, "state")
+    database = string(state, "database", "state", source) or "/var/lib/syncd/state.db"
+    return database, number(state, "log_days", 30.0, "state", source)
 
 
 def _notify_section(data: Mapping[str, Any], source: str) -> NotifyConfig:

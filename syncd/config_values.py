@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,7 +84,8 @@ def number(
 ) -> float:
     value = table.get(key, default)
     valid = isinstance(value, int | float) and not isinstance(value, bool)
-    if not valid or value < 0 or (value == 0 and not allow_zero):
+    # TOML has nan and inf; neither is a duration or a count.
+    if not valid or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         kind = "a number ≥ 0" if allow_zero else "a positive number"
         raise ConfigError(f"{source}: [{section}] {key} must be {kind}")
     return float(value)

@@ -279,7 +279,9 @@ class LedgerRepository(Protocol):
 class RunLog(Protocol):
     """The run history, the provisioning log, and the state the last cycle left behind."""
 
-    def start(self, mode: str, dry_run: bool) -> int: ...
+    def start(self, mode: str, dry_run: bool, keep_days: float = 30.0) -> int:
+        """A new run; the provisioning log of runs begun more than ``keep_days`` ago goes."""
+        ...
 
     def finish(
         self, run_id: int, counts: Mapping[str, Mapping[str, int]], exit_code: int, message: str

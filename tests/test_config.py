@@ -37,6 +37,7 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
     assert config.sync.max_deletions == 500
     assert config.schedule.cron == "0 2 * * *"
     assert config.state_database == "/var/lib/syncd/state.db"
+    assert config.state_log_days == 30
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,10 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
         (minimal(scope={"mode": "everyone"}), "must be one of: all | groups | assigned"),
         (minimal(sync={"match_by": ["emails", "phone"]}), "'phone' is not a matching attribute"),
         (minimal(sync={"match_by": []}), "match_by must be a list of attributes"),
+        (minimal(state={"log_days": 0}), "[state] log_days must be a positive number"),
+        (minimal(state={"log_days": "30"}), "[state] log_days must be a positive number"),
+        (minimal(state={"log_days": float("nan")}), "[state] log_days must be a positive number"),
+        (minimal(state={"log_days": float("inf")}), "[state] log_days must be a positive number"),
         (
             minimal(scope={"filter": [{"clauses": [CLAUSE, {**CLAUSE, "operator": "LIKE"}]}]}),
             "syncd.toml: [[scope.filter]] 1 clause 2: operator 'LIKE' is not one of",

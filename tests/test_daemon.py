@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,17 @@ class NotifySocket:
             if needle in data:
                 return data
         raise AssertionError(f"no {needle!r} from the daemon; got {self.messages}")
+
+    def drain(self) -> None:
+        """Collect what is waiting: a full socket would block the daemon's next message."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.messages.append(self.sock.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.settimeout(0.2)
 
 
 @pytest.fixture
@@ -282,3 +294,85 @@ def test_sigterm_mid_cycle_checkpoints_quickly_and_loses_nothing(
     assert len(names) == len(set(names)) == enabled
     posts = [r for r in h.scim_requests() if r.method == "POST" and r.path == "/Users"]
     assert len(posts) == enabled - (len(names) - len(posts))  # only the missing ones were created
+
+
+def finished_runs(
+    config_path: Path, capsys: pytest.CaptureFixture[str], notify: NotifySocket
+) -> list[dict[str, Any]]:
+    """The finished cycles ``syncd status --json`` lists, newest first."""
+    notify.drain()
+    capsys.readouterr()
+    assert main(["status", "--json", "--config", str(config_path)]) == 0
+    runs: list[dict[str, Any]] = json.loads(capsys.readouterr().out)["runs"]
+    return [r for r in runs if r["finished_at"]]
+
+
+def test_run_every_second_cycles_at_once_and_again_keeps_its_interval_and_stops_on_sigterm(
+    make_harness: Callable[..., Harness],
+    notify_socket: NotifySocket,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    h = make_harness(users=25)
+    h.reconfigure('[schedule]\ncron = "0 2 * * *"\n')
+    process = subprocess.Popen(
+        [*SYNCD, "run", "--every", "1", "--config", str(h.config_path)],
+        env=daemon_env(notify_socket),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "STATUS=waiting; every 1 s" in notify_socket.wait_for("READY=1")
+        first = notify_socket.wait_for("STATUS=last cycle:", timeout=10)  # at once, not in 1 s
+        assert first.endswith("; every 1 s")
+        assert len(h.learnster.users) == sum(1 for u in h.graph.users if u.get("accountEnabled"))
+        user = next(u for u in h.graph.users if u.get("accountEnabled"))
+        h.graph.update_user(user["id"], jobTitle="Every second")
+        started = time.monotonic()
+        deadline = started + 20
+        while (
+            len(finished_runs(h.config_path, capsys, notify_socket)) < 4
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        runs = finished_runs(h.config_path, capsys, notify_socket)
+        assert len(runs) >= 4, runs
+        assert time.monotonic() - started < 8  # three more cycles, a second or so apart
+        assert {r["exit_code"] for r in runs} == {0}
+        resource = h.learnster.user_by_username(user["userPrincipalName"])
+        assert resource is not None
+        assert resource["title"] == "Every second"
+
+        # SIGHUP: the configuration is read again; the interval stays (cron is not used).
+        notify_socket.messages.clear()
+        process.send_signal(signal.SIGHUP)
+        notify_socket.wait_for("RELOADING=1")
+        assert "every 1 s" in notify_socket.wait_for("READY=1\nSTATUS=waiting;", timeout=10)
+        count = len(finished_runs(h.config_path, capsys, notify_socket))
+        deadline = time.monotonic() + 10
+        while len(finished_runs(h.config_path, capsys, notify_socket)) < count + 2:
+            assert time.monotonic() < deadline, "no cycles after the reload"
+            time.sleep(0.2)
+
+        process.send_signal(signal.SIGTERM)
+        notify_socket.wait_for("STOPPING=1")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    logs = process.stderr.read() if process.stderr else ""
+    assert "syncd running; every 1 s" in logs
+    assert "configuration reloaded; every 1 s" in logs
+    assert "syncd stopped" in logs
+    assert "Traceback" not in logs
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-2", "nan", "inf", "soon"])
+def test_run_every_refuses_what_is_not_a_number_of_seconds_of_at_least_one(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--every", value])
+    assert caught.value.code == ExitCode.USAGE
+    assert f"argument --every: {value!r} is not a number of seconds >= 1" in capsys.readouterr().err

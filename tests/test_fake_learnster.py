@@ -1039,6 +1039,19 @@ def test_drop_and_slow(fake: FakeLearnster, client: httpx.Client) -> None:
     assert [r.status for r in fake.requests] == [0, 201, 200]
 
 
+def test_clear_faults_forgets_scripted_faults_and_the_random_rate(
+    fake: FakeLearnster, client: httpx.Client
+) -> None:
+    fake.fail_next(3, 503)
+    fake.drop_next()
+    fake.fault_rate = 1.0
+    assert client.get("/Users").status_code == 503
+    fake.clear_faults()
+    assert [client.get("/Users").status_code for _ in range(5)] == [200] * 5
+    assert fake.fault_rate == 0
+    assert [r.fault for r in fake.requests] == ["scripted 503", *[None] * 5]
+
+
 def _fault_run(seed: int, requests: int) -> list[tuple[int, str | None, str | None]]:
     with FakeLearnster(fault_rate=0.5, seed=seed) as fake:
         fake.slow_seconds = 0.01

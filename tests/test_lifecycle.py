@@ -522,6 +522,46 @@ def test_incremental_planning_plans_exactly_what_full_planning_plans(
         assert report.exit_code == ExitCode.OK, report.failures
 
 
+def test_a_user_enabled_after_the_first_cycle_becomes_manager_and_member_at_once(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """Accounts made disabled and enabled on the first day: Learnster gets the user when the
+    account is enabled, and in the same cycle the reports' manager and the user's tags (the
+    delta of that day names only the user; make soak found the reports and tags left out)."""
+    h = make_harness(generate_organisation(60, seed=3))
+    users = h.graph.users
+    managers = {h.graph.manager_of(u["id"]) for u in users} - {None}
+    boss = next(
+        u
+        for u in users
+        if u["id"] in managers
+        and any(u["id"] in h.graph.member_ids(g["id"]) for g in h.graph.groups)
+    )
+    h.graph.disable_user(boss["id"])
+    cycle(h)
+    assert h.learnster.user_by_username(boss["userPrincipalName"]) is None
+    assert h.sync().planned is False  # converged: the next delta could be planned in slices
+
+    h.graph.enable_user(boss["id"])
+    requests = cycle(h)
+    boss_scim = scim_id(h, boss["userPrincipalName"])
+    reports = [u for u in h.graph.users if h.graph.manager_of(u["id"]) == boss["id"]]
+    tags = [g for g in h.graph.groups if boss["id"] in h.graph.member_ids(g["id"])]
+    assert reports
+    assert tags
+    for report in reports:
+        resource = h.learnster.user_by_username(report["userPrincipalName"])
+        assert resource is not None
+        assert resource[ENTERPRISE]["manager"]["value"] == boss_scim, report["userPrincipalName"]
+    for group in tags:
+        tag = h.learnster.group_by_external_id(group["id"])
+        assert tag is not None
+        assert boss_scim in {m["value"] for m in tag.get("members", [])}, group["displayName"]
+    assert len(requests) == 1 + 1 + len(reports) + len(tags)  # lookup, POST, PATCHes
+    assert cycle(h) == []
+    assert cycle(h, full=True) == []  # a whole read finds nothing left to do
+
+
 def test_a_non_ascii_upn_clash_in_a_delta_is_caught_as_in_a_full_plan(
     make_harness: Callable[..., Harness],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
+from syncd.adapters.sqlite import Store
 from syncd.app.cli import main
 from syncd.errors import ExitCode
 from syncd.fakes.generator import generate_organisation
@@ -353,6 +355,7 @@ def test_client_secret_over_tls_through_azure_identity(
         assert len(learnster.users) == sum(1 for u in graph.users if u.get("accountEnabled"))
         token_requests = [r for r in graph.requests if r.path.endswith("/oauth2/v2.0/token")]
         assert len(token_requests) == 1
+        assert_no_connection_open(h)  # the credential's own session is closed too
 
         monkeypatch.setenv("SYNCD_GRAPH_CLIENT_SECRET", "wrong-secret")
         failed = h.sync()
@@ -431,3 +434,71 @@ def test_the_provisioning_log_says_what_happened_to_each_object(
     lines = [line for line in out.splitlines() if " run 1 create_user " in line]
     assert len(lines) == created + 1
     assert sum(1 for line in lines if line.endswith(": created")) == created
+
+
+def test_the_provisioning_log_is_kept_state_log_days(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(users=12, extra="log_days = 0.00002\n")  # in [state]: 1.7 seconds
+    assert h.config.state_log_days == 0.00002
+    h.sync()
+    store = Store(h.config.state_database)
+    try:
+        assert {e.run_id for e in store.runs.entries(1000)} == {1}
+        user = next(u for u in h.graph.users if u.get("accountEnabled"))
+        h.graph.update_user(user["id"], jobTitle="Soaked")
+        time.sleep(2)
+        h.sync()
+        assert [(e.run_id, e.object_id) for e in store.runs.entries(1000)] == [(2, user["id"])]
+        assert [r.id for r in store.runs.recent()] == [2, 1]  # the run history stays
+    finally:
+        store.close()
+
+
+def test_a_cycle_leaves_no_connection_open(make_harness: Callable[..., Harness]) -> None:
+    """The daemon runs cycle after cycle in one process: each must close what it opened."""
+    h = make_harness(users=30)
+    for change in range(3):
+        user = next(u for u in h.graph.users if u.get("accountEnabled"))
+        h.graph.update_user(user["id"], jobTitle=f"Change {change}")
+        assert h.sync().exit_code == ExitCode.OK
+    assert h.graph.server.connections >= 6  # a users and a groups round each cycle
+    assert h.learnster.server.connections >= 3
+    assert_no_connection_open(h)
+
+
+def assert_no_connection_open(h: Harness) -> None:
+    deadline = time.monotonic() + 5  # the fakes see a close when their handler reads EOF
+    while h.graph.server.open_connections or h.learnster.server.open_connections:
+        assert time.monotonic() < deadline, (
+            f"{h.graph.server.open_connections} connections to Graph and "
+            f"{h.learnster.server.open_connections} to Learnster left open"
+        )
+        time.sleep(0.05)
+
+
+def test_graph_is_read_through_the_proxy_of_the_environment(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for Learnster (test_sink_transport.py): HTTP(S)_PROXY, here played by the fake."""
+    import asyncio
+    import dataclasses
+
+    from syncd.adapters.graph import GraphSource
+
+    h = make_harness(users=5)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", h.graph.server.origin)
+    # .invalid never resolves: only the proxy can carry these requests
+    graph = dataclasses.replace(h.config.graph, base_url="http://graph.invalid/v1.0")
+    source = GraphSource(dataclasses.replace(h.config, graph=graph))
+
+    async def read() -> dict[str, Any] | None:
+        try:
+            return await source.first_user()
+        finally:
+            await source.aclose()
+
+    user = asyncio.run(read())
+    assert user is not None
+    assert user["userPrincipalName"] in {u["userPrincipalName"] for u in h.graph.users}
+    assert h.graph.requests[-1].headers["host"] == "graph.invalid"

@@ -67,8 +67,11 @@ class GraphSource:
         self.base_url = config.graph.base_url.rstrip("/")
         self.origin = Origin.of(self.base_url)
         # Every answer is read whole and bounded; the proxy is the environment's, as for the
-        # sink (trust_env would give proxied requests a transport of httpx's own).
-        transport = BoundedTransport(
+        # sink (trust_env would give proxied requests a transport of httpx's own). syncd's own
+        # transport, closed in aclose: the SDK wraps a client's transports in one whose
+        # aclose() closes nothing, so each cycle's keep-alive connections stayed open until the
+        # collector found them (the daemon's sockets grew; make soak).
+        self._transport = BoundedTransport(
             httpx.AsyncHTTPTransport(
                 verify=tls_verify(config.graph.ca_file), proxy=environment_proxy(self.base_url)
             ),
@@ -77,8 +80,8 @@ class GraphSource:
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             base_url=self.base_url,
-            transport=transport,
-            trust_env=False,
+            transport=self._transport,
+            trust_env=False,  # the proxy is chosen above; no other transport is mounted
             event_hooks={"response": [refuse_redirects]},
         )
         # The SDK's default middleware (retry 429/503/504 with Retry-After, etc.), redirects
@@ -87,7 +90,8 @@ class GraphSource:
         options = {**graph_options, RedirectHandlerOption.get_key(): NO_REDIRECTS}
         http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
         self._http = http
-        adapter = GraphRequestAdapter(build_auth_provider(config), client=http)
+        provider, self._credential = build_auth_provider(config)
+        adapter = GraphRequestAdapter(provider, client=http)
         adapter.base_url = self.base_url
         self.client = GraphServiceClient(request_adapter=adapter)
         self._adapter = adapter
@@ -95,6 +99,9 @@ class GraphSource:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._transport.aclose()
+        if self._credential is not None:
+            self._credential.close()
 
     async def _send(
         self, info: RequestInformation, what: str, permission: str = ""

@@ -86,15 +86,19 @@ def build_credential(config: Config) -> Any:
     raise ConfigError(f"[graph] auth = {graph.auth!r} is not a credential type")
 
 
-def build_auth_provider(config: Config) -> AuthenticationProvider:
+def build_auth_provider(config: Config) -> tuple[AuthenticationProvider, Any]:
+    """The SDK's authentication provider and the azure-identity credential it uses (None for
+    ``access_token``): the caller closes the credential, whose HTTP session holds a keep-alive
+    connection to the authority until then."""
     host = urlsplit(config.graph.base_url).hostname or ""
     if config.graph.auth == "access_token":
-        return BaseBearerTokenAuthenticationProvider(
-            _StaticToken(graph_access_token(), config.graph.base_url)
-        )
-    return AzureIdentityAuthenticationProvider(
-        build_credential(config), scopes=[_scope_for(config.graph.base_url)], allowed_hosts=[host]
+        token = _StaticToken(graph_access_token(), config.graph.base_url)
+        return BaseBearerTokenAuthenticationProvider(token), None
+    credential = build_credential(config)
+    provider = AzureIdentityAuthenticationProvider(
+        credential, scopes=[_scope_for(config.graph.base_url)], allowed_hosts=[host]
     )
+    return provider, credential
 
 
 # Entra's error codes for the mistakes people make while setting up an app registration.

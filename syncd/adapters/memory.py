@@ -284,9 +284,9 @@ class MemoryRunLog:
         self._guard: dict[str, Any] | None = None
         self._health: str | None = None  # JSON, as SQLite keeps it: same copies, same types
 
-    def start(self, mode: str, dry_run: bool) -> int:
+    def start(self, mode: str, dry_run: bool, keep_days: float = LOG_KEEP_DAYS) -> int:
         now = _now().replace(tzinfo=None)
-        cutoff = now - timedelta(days=LOG_KEEP_DAYS)
+        cutoff = now - timedelta(days=keep_days)
         old = {rid for rid, run in self._runs.items() if run.started_at < cutoff}
         self._log = [entry for entry in self._log if entry.run_id not in old]
         run_id = max(self._runs, default=0) + 1

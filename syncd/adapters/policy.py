@@ -8,7 +8,7 @@ from typing import Any
 
 ESCROW_BASE_SECONDS = 300.0  # first retry after 5 minutes, doubling per failure ...
 ESCROW_MAX_SECONDS = 86400.0  # ... up to once a day
-LOG_KEEP_DAYS = 30  # the provisioning log of older runs is pruned
+LOG_KEEP_DAYS = 30.0  # the provisioning log of older runs is pruned ([state] log_days)
 
 
 def escrow_delay(attempts: int, retry_after: float | None) -> float:

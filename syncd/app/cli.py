@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import sys
 import uuid
@@ -41,6 +42,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
 
 
+def _interval(text: str) -> float:
+    """``--every``'s SECONDS: a finite number, at least 1 (a cycle needs a moment of its own)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 1")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -57,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[common], help="the daemon: cycles on the schedule")
     run.add_argument("--now", action="store_true", help="also run one cycle right away")
+    run.add_argument(
+        "--every",
+        type=_interval,
+        metavar="SECONDS",
+        help="a cycle every SECONDS (>= 1), the first at once, instead of on [schedule] cron: "
+        "for soak tests and troubleshooting",
+    )
 
     sync = commands.add_parser("sync", parents=[common], help="run one cycle now")
     sync.add_argument("--full", action="store_true", help="read the whole directory")
@@ -151,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from syncd.app.daemon import Daemon
 
-            return Daemon(config_path(args.config), run_now=args.now).run()
+            return Daemon(config_path(args.config), run_now=args.now, every=args.every).run()
         config = load_config(config_path(args.config))
         if args.command == "sync":
             return _cmd_sync(config, args)

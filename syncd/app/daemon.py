@@ -1,4 +1,5 @@
-"""``syncd run``: cycles on the configured schedule, systemd notify, graceful stop, reload."""
+"""``syncd run``: cycles on the configured schedule (or every N seconds), systemd notify,
+graceful stop, reload."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.adapters.sqlite import Store
 from syncd.app.health import OK, Metrics, Transition, after_cycle, send_notification
@@ -61,10 +64,14 @@ class SystemdNotifier:
 class Daemon:
     """One scheduler, one cycle at a time, health tracked across cycles."""
 
-    def __init__(self, config_path: str, *, run_now: bool = False) -> None:
+    def __init__(
+        self, config_path: str, *, run_now: bool = False, every: float | None = None
+    ) -> None:
+        """``every``: seconds between cycles instead of ``[schedule] cron`` (the first at once)."""
         self.config_path = config_path
         self.config: Config = load_config(config_path)
-        self.run_now = run_now
+        self.run_now = run_now or every is not None
+        self.every = every
         self.notifier = SystemdNotifier()
         self.stopping = threading.Event()  # SIGTERM/SIGINT: stop after a checkpoint
         self.reload_requested = threading.Event()  # SIGHUP
@@ -142,6 +149,8 @@ class Daemon:
     def _next_run_text(self) -> str:
         # From the schedule itself, not the scheduler: asking the scheduler from inside a job
         # deadlocks with a concurrent shutdown (it holds its job store lock while joining us).
+        if self.every is not None:
+            return f"every {self.every:g} s"
         schedule = self.config.schedule
         runs = next_runs(schedule.cron, schedule.timezone, datetime.now(UTC), 1)
         return f"next at {runs[0]:%Y-%m-%d %H:%M %Z}" if runs else "no next run"
@@ -162,20 +171,26 @@ class Daemon:
         self.notifier.notify("RELOADING=1")
         try:
             config = load_config(self.config_path)
-            trigger = cron_trigger(config.schedule.cron, config.schedule.timezone)
+            trigger = self._trigger(config)
         except ConfigError as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)
         else:
             self.config = config
-            self.scheduler.reschedule_job(JOB_ID, trigger=trigger)
+            if self.every is None:  # --every keeps its interval and its rhythm
+                self.scheduler.reschedule_job(JOB_ID, trigger=trigger)
             log.info("configuration reloaded; %s", self._next_run_text())
         self.notifier.notify(f"READY=1\nSTATUS=waiting; {self._next_run_text()}")
+
+    def _trigger(self, config: Config) -> BaseTrigger:
+        if self.every is not None:
+            return IntervalTrigger(seconds=self.every)
+        return cron_trigger(config.schedule.cron, config.schedule.timezone)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
-        trigger = cron_trigger(self.config.schedule.cron, self.config.schedule.timezone)
+        trigger = self._trigger(self.config)
         self.scheduler.add_job(self.cycle, trigger, id=JOB_ID, name="sync cycle")
         if self.config.metrics.listen:
             self.metrics.serve(self.config.metrics.listen)

@@ -158,7 +158,7 @@ async def _rules(config: Config, source: GraphSource, groups: GroupSnapshot) -> 
 
 async def _apply(config: Config, store: Store, report: CycleReport) -> None:
     async with ScimSink.from_config(config) as sink:
-        run_id = store.runs.start("provision", False)
+        run_id = store.runs.start("provision", False, config.state_log_days)
         applier = Applier(
             sink,
             store.ledger,

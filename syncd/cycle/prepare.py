@@ -102,8 +102,9 @@ def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> Pla
 
     Besides the changed users, the reports of anyone who appeared, disappeared or may have
     moved in or out of scope are re-targeted (their manager reference depends on it), and so
-    are the users who joined or left a scope group. None when only the whole directory can decide: a UPN clash with a
-    record outside the slice, new assignments, a change in how scope groups nest.
+    are the users who joined or left a scope group. None when only the whole directory can
+    decide: a UPN clash with a record outside the slice, new assignments, a change in how
+    scope groups nest, a user the directory held who is to be created now.
     """
     snapshot, ledger = state.snapshot, state.ledger
     rules = scope_rules(config, read)
@@ -132,11 +133,14 @@ def incremental_inputs(state: State, read: DirectoryRead, config: Config) -> Pla
     live |= {uid for uid, entry in read.users.items() if entry.presence is not Presence.DELETED}
     in_scope = _in_scope(state, read, rules, members.users, outside, managers, passes)
     affected = set(read.users)
+    linked = ledger.linked_among(referenced | affected)
+    if _joins_learnster(read, changed, in_scope, linked):
+        return None
     return PlanningInputs(
         scope=Scope(users=in_scope, groups=_touched_tags(read, rules)),
         ledger_users=ledger.users_for(affected),
         ledger_groups=ledger.groups_for(set(read.groups)),
-        linked_users=ledger.linked_among(referenced | affected),
+        linked_users=linked,
         linked_count=ledger.user_count(),
         member_candidates=live,
         rules=rules,
@@ -221,6 +225,19 @@ def _in_scope(
         for uid in candidates
         if uid in records and (passes[uid] if uid in passes else rules.passes_filters(records[uid]))
     }
+
+
+def _joins_learnster(
+    read: DirectoryRead, changed: set[str], in_scope: set[str], linked: set[str]
+) -> bool:
+    """Whether a user of the delta the directory held before, and Learnster does not, is to be
+    created now (enabled, or in scope now): their reports and the tags they are a member of
+    lie outside the slice, which found no Learnster id for them until now."""
+    for uid in changed & in_scope - linked:
+        before, now = read.previous_users.get(uid), read.users[uid]
+        if before is not None and before.present and now.present and now.record.account_enabled:
+            return True
+    return False
 
 
 def _touched_tags(read: DirectoryRead, rules: ScopeRules) -> set[str]:

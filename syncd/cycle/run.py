@@ -121,7 +121,8 @@ class _Cycle:
         started = time.monotonic()
         report = self.report
         if not self.dry_run:
-            self.run_id = self.state.runs.start("full" if self.request.full else "delta", False)
+            mode = "full" if self.request.full else "delta"
+            self.run_id = self.state.runs.start(mode, False, self.config.state_log_days)
         try:
             await self._stages()
         except SyncdError as exc:  # configuration, credentials, connectivity: nothing more

@@ -80,6 +80,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.counts_lock:
             self.server.connections += 1
+            self.server.open_connections += 1
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.counts_lock:
+                self.server.open_connections -= 1
 
     def _serve(self) -> None:
         with self.server.counts_lock:
@@ -136,6 +144,7 @@ class _Server(ThreadingHTTPServer):
         # What a client's connection handling looks like from here (tests of concurrency).
         self.counts_lock = threading.Lock()
         self.connections = 0  # TCP connections accepted
+        self.open_connections = 0  # accepted and not yet closed
         self.in_flight = 0
         self.peak_in_flight = 0  # most requests being served at once
         super().__init__(address, _RequestHandler)
@@ -168,6 +177,11 @@ class LoopbackServer:
     def connections(self) -> int:
         """TCP connections accepted so far."""
         return self._server.connections
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections accepted and not yet closed (by either side)."""
+        return self._server.open_connections
 
     @property
     def peak_in_flight(self) -> int:

@@ -181,6 +181,21 @@ def test_start_prunes_the_log_of_runs_begun_more_than_the_keep_days_ago(runs: Ru
     assert runs.entries(object_key="ann") == []
 
 
+def test_start_keeps_the_log_as_many_days_as_it_is_told_fractions_too(runs: RunLog) -> None:
+    old = runs.start("delta", dry_run=False)
+    runs.append(old, [line("ann")])
+    recent = runs.start("delta", dry_run=False)
+    runs.append(recent, [line("bob")])
+    backdate(runs, old, 0.01)  # 14.4 minutes ago
+    backdate(runs, recent, 0.004)  # 5.8 minutes ago
+
+    runs.start("delta", dry_run=False, keep_days=0.005)  # [state] log_days = 0.005: 7.2 minutes
+
+    assert logged(runs) == [(recent, "bob")]
+    runs.start("delta", dry_run=False, keep_days=LOG_KEEP_DAYS)
+    assert logged(runs) == [(recent, "bob")]
+
+
 # -- guard and health -------------------------------------------------------------------------
 
 

@@ -24,9 +24,9 @@ class SqliteRunLog:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def start(self, mode: str, dry_run: bool) -> int:
-        """A new run; the provisioning log of runs older than LOG_KEEP_DAYS goes."""
-        cutoff = datetime.fromtimestamp(utcnow().timestamp() - LOG_KEEP_DAYS * 86400, UTC)
+    def start(self, mode: str, dry_run: bool, keep_days: float = LOG_KEEP_DAYS) -> int:
+        """A new run; the provisioning log of runs begun more than ``keep_days`` ago goes."""
+        cutoff = datetime.fromtimestamp(utcnow().timestamp() - keep_days * 86400, UTC)
         with self._db:
             # By run (run_id is indexed): a full scan of an initial cycle's 100,000 log rows
             # would cost every cycle.

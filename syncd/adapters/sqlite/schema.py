@@ -89,7 +89,7 @@ class RunRow(SQLModel, table=True):
 
 
 class LogRow(SQLModel, table=True):
-    """The provisioning log: what each cycle did to each object (pruned after LOG_KEEP_DAYS)."""
+    """The provisioning log: what each cycle did to each object (pruned after [state] log_days)."""
 
     __tablename__ = "provisioning_log"
     id: int | None = Field(default=None, primary_key=True)

@@ -49,6 +49,12 @@ class _Faults(_LearnsterBase):
         with self._lock:
             self._scripted.append(_Fault("slow", n, seconds=delay, label="scripted slow"))
 
+    def clear_faults(self) -> None:
+        """Forget the scripted faults not yet met and stop the random ones (``fault_rate`` 0)."""
+        with self._lock:
+            self._scripted.clear()
+            self.fault_rate = 0.0
+
     def _retry_after_text(self, value: float | str) -> str:
         if isinstance(value, str):
             return value
