@@ -53,20 +53,8 @@ def _interval(text: str) -> float:
     return seconds
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="configuration file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)",
-    )
-    common.add_argument(
-        "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
-    )
-    parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
-    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_cycle_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """run, sync, plan and apply: the commands that run a cycle or plan one."""
     run = commands.add_parser("run", parents=[common], help="the daemon: cycles on the schedule")
     run.add_argument("--now", action="store_true", help="also run one cycle right away")
     run.add_argument(
@@ -94,6 +82,23 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("file", metavar="FILE", help="a plan saved with 'syncd plan --out'")
     apply.add_argument("--allow-deletions", action="store_true")
     apply.add_argument("--json", action="store_true")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)",
+    )
+    common.add_argument(
+        "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
+    )
+    parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    _add_cycle_commands(commands, common)
 
     provision = commands.add_parser(
         "provision", parents=[common], help="provision one user now (UPN or object id)"
