@@ -251,6 +251,23 @@ def test_meta_location_elsewhere_is_never_used(proxied: Proxied) -> None:
     assert resource["meta"]["location"].startswith("http://127.0.0.2:9/")
 
 
+def test_a_huge_answer_to_a_patch_is_dropped_unread_and_fails_that_user(proxied: Proxied) -> None:
+    """PATCH answers are not used: they are drained chunk by chunk, and still bounded."""
+    h = proxied.h
+    assert h.sync().exit_code == ExitCode.OK
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Moved")
+    proxied.learnster_proxy.arm("PATCH", "/Users/", fifty_megabytes, upstream=True)
+    report = h.sync()
+    assert report.exit_code == ExitCode.PARTIAL
+    (failure,) = report.failures
+    assert "PATCH /Users/" in failure.error
+    assert "larger than 33,554,432 bytes" in failure.error
+    again = h.sync(now=datetime.now(UTC) + timedelta(minutes=6))
+    assert again.exit_code == ExitCode.OK, again.failures
+    assert_learnster_matches_directory(h)
+
+
 LIST_GARBAGE: list[tuple[str, Garble, bool, str]] = [
     ("not an object", body(200, b"[]"), False, "list reply is not a ListResponse"),
     (

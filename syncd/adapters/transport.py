@@ -7,7 +7,7 @@ import email.utils
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -107,14 +107,8 @@ async def read_bounded(
     if declared.isdigit() and int(declared) > limit:
         await response.aclose()
         raise ResponseTooLarge(limit)
-    parts: list[bytes] = []
-    size = 0
     try:
-        async for part in response.aiter_bytes():
-            size += len(part)
-            if size > limit:
-                raise ResponseTooLarge(limit)
-            parts.append(part)
+        parts = [part async for part in _at_most(limit, response.aiter_bytes())]
     finally:
         await response.aclose()
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
@@ -129,14 +123,21 @@ async def read_bounded(
 
 async def drain_bounded(response: httpx.Response, limit: int) -> None:
     """Read and drop an answer nobody needs, chunk by chunk, stopping past ``limit`` bytes."""
-    size = 0
     try:
-        async for part in response.aiter_raw():
-            size += len(part)
-            if size > limit:
-                raise ResponseTooLarge(limit)
+        async for _ in _at_most(limit, response.aiter_raw()):
+            pass
     finally:
         await response.aclose()
+
+
+async def _at_most(limit: int, parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``parts`` as they come, raising ResponseTooLarge once they add up to more than ``limit``."""
+    size = 0
+    async for part in parts:
+        size += len(part)
+        if size > limit:
+            raise ResponseTooLarge(limit)
+        yield part
 
 
 class RedirectRefused(Exception):
