@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from syncd.core.ledger import LedgerGroup, LedgerUser
+from syncd.core.limiter import LimiterState
 from syncd.core.records import Assignments, DeltaRound, GroupSnapshot, Presence, UserSnapshot
 
 # -- records the repositories hand out ------------------------------------------------------
@@ -123,6 +124,10 @@ class ScimTarget(Protocol):
 
     def watch_sends(self, count: int) -> asyncio.Event:
         """Set once the next ``count`` requests are written and awaiting their answers."""
+        ...
+
+    def sending(self) -> LimiterState:
+        """How many requests Learnster is being sent at a time, and what it has answered."""
         ...
 
     async def create_user(self, resource: Mapping[str, Any]) -> dict[str, Any]: ...

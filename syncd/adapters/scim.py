@@ -17,16 +17,20 @@ import httpx
 from syncd import __version__
 from syncd.adapters.origin import shown
 from syncd.adapters.scim_replies import (
+    SeenIds,
     classify,
     filter_string,
     is_valid_id,
     json_of,
     list_resources,
+    once,
     resource_of,
     resource_path,
 )
 from syncd.adapters.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    Answer,
+    Gate,
     Pacer,
     ResponseTooLarge,
     SendWatch,
@@ -35,6 +39,7 @@ from syncd.adapters.transport import (
     read_bounded,
 )
 from syncd.config import Config, learnster_token
+from syncd.core.limiter import ConcurrencyLimiter, LimiterState
 from syncd.core.messages import PATCH_SCHEMA, work_email_key
 from syncd.core.records import user_name_key
 from syncd.credentials import Secret, tls_verify
@@ -57,38 +62,13 @@ LIST_PAGE_SIZE = 500
 _ANSWER_UNUSED = frozenset({"PATCH", "DELETE"})
 
 
-class _Seen:
-    """The ids a list read has yielded, and how many pages in a row brought no other: a server
-    that ignores startIndex answers every page with the first, as full, for ever."""
-
-    def __init__(self, path: str, patience: int) -> None:
-        self._ids: set[str] = set()
-        self._stale = 0
-        self._path = path
-        self._patience = patience
-
-    def fresh(self, resources: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
-        """The resources not listed before (pages read twice, or a list that moved under us)."""
-        new = []
-        for resource in resources:
-            if resource["id"] not in self._ids:
-                self._ids.add(resource["id"])
-                new.append(resource)
-        self._stale = self._stale + 1 if resources and not new else 0
-        if self._stale > self._patience:
-            raise BadResponseError(
-                f"GET {self._path}: {self._stale} pages in a row up to startIndex {start} list "
-                "only resources listed before: Learnster's paging does not move on"
-            )
-        return new
-
-
-def _once(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each resource of one reply once: one listed twice is not two matches."""
-    first: dict[str, dict[str, Any]] = {}
-    for resource in resources:
-        first.setdefault(resource["id"], resource)
-    return list(first.values())
+def _answer(method: str, status: int, fresh: bool) -> Answer:
+    """What an answer tells the concurrency limiter (``fresh``: on a new connection)."""
+    if status in (429, 503):
+        return Answer.THROTTLED
+    if status >= 500:
+        return Answer.FAILED
+    return Answer.READ if method == "GET" or fresh else Answer.WRITTEN
 
 
 @contextlib.contextmanager
@@ -137,7 +117,8 @@ class ScimSink:
             "User-Agent": f"syncd/{__version__}",
         }
         self._timeout = httpx.Timeout(timeout_seconds).as_dict()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        # max_concurrency is a ceiling: the limiter finds what Learnster takes below it.
+        self._gate = Gate(ConcurrencyLimiter(max_concurrency, initial=min(max_concurrency, 8)))
         # Pages of a list read at a time: more costs memory (each a few MB parsed) for little.
         self._width = min(max_concurrency, 4)
         self._idle: list[httpx.AsyncHTTPTransport] = []
@@ -178,6 +159,10 @@ class ScimSink:
         await self.aclose()
 
     # -- transport --------------------------------------------------------------------------
+
+    def sending(self) -> LimiterState:
+        """The concurrency limiter's state: for the report, the metrics and the progress line."""
+        return self._gate.limiter.state()
 
     def watch_sends(self, count: int) -> asyncio.Event:
         """An event set once the next ``count`` requests are written and awaiting answers.
@@ -228,7 +213,7 @@ class ScimSink:
         # The first attempt runs outside tenacity: most requests need no other, and setting
         # up its retry loop cost ~8 % of a request's CPU (measured on 3,000 PATCHes).
         try:
-            return await self._send_once(method, path, body=body, params=params)
+            return await self._sendonce(method, path, body=body, params=params)
         except TransientError as exc:
             failed: TransientError | None = exc
         with _down_when_refused(self.tenant_url):
@@ -237,10 +222,10 @@ class ScimSink:
                     if failed is not None:  # replayed as attempt 1: tenacity waits, counts it
                         error, failed = failed, None
                         raise error
-                    return await self._send_once(method, path, body=body, params=params)
+                    return await self._sendonce(method, path, body=body, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(
+    async def _sendonce(
         self, method: str, path: str, *, body: Any, params: Mapping[str, str] | None
     ) -> httpx.Response:
         kind = f"{method} /{path.strip('/').split('/')[0]}"
@@ -261,8 +246,11 @@ class ScimSink:
         )
         if self._pacer is not None:
             await self._pacer.wait()
-        async with self._slots:
-            if not self._idle:  # created on first need: a small cycle uses one or two
+        sent = await self._gate.acquire()
+        answer = Answer.FAILED
+        try:
+            fresh = not self._idle
+            if fresh:  # created on first need: a small cycle uses one or two
                 self._transports.append(self._new_transport())
                 self._idle.append(self._transports[-1])
             transport = self._idle.pop()  # the most recently used: its connection is warm
@@ -270,9 +258,12 @@ class ScimSink:
                 request.extensions["trace"] = self._sends_watched.trace
             try:
                 response = await self._exchange(transport, request)
+                # A new connection's handshake is no part of Learnster's latency.
+                answer = _answer(method, response.status_code, fresh)
             except ResponseTooLarge as exc:
                 raise BadResponseError(f"{method} {path}: {exc}") from None
             except httpx.TimeoutException as exc:
+                answer = Answer.THROTTLED
                 raise TransientError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
             except httpx.DecodingError as exc:  # a body its Content-Encoding does not describe
                 raise BadResponseError(
@@ -285,6 +276,8 @@ class ScimSink:
                 ) from exc
             finally:
                 self._idle.append(transport)
+        finally:
+            self._gate.release(sent, answer)
         if response.status_code < 300:
             return response
         raise classify(method, path, response)
@@ -333,7 +326,7 @@ class ScimSink:
         response = await self._request("GET", "/Users", params=params)
         return [
             resource
-            for resource in _once(list_resources("GET /Users", response))
+            for resource in once(list_resources("GET /Users", response))
             if work_email_key(resource) == user_name_key(address)
         ]
 
@@ -360,7 +353,7 @@ class ScimSink:
                         found = await self.find_groups(external_id)
                         if found:
                             return found[0]
-                    response = await self._send_once("POST", "/Groups", body=resource, params=None)
+                    response = await self._sendonce("POST", "/Groups", body=resource, params=None)
                     return resource_of("POST", "/Groups", response)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -370,7 +363,7 @@ class ScimSink:
         response = await self._request("GET", "/Groups", params=params)
         return [
             r
-            for r in _once(list_resources("GET /Groups", response))
+            for r in once(list_resources("GET /Groups", response))
             if r.get("externalId") == external_id
         ]
 
@@ -422,7 +415,7 @@ class ScimSink:
         the rest be read one page after the other, until a page comes back short.
         """
         resources, total = await self._page(path, 1, page_size, attributes)
-        seen = _Seen(path, patience=self._width)  # more than a batch: not a list that moved
+        seen = SeenIds(path, patience=self._width)  # more than a batch: not a list that moved
         for resource in seen.fresh(resources, 1):
             yield resource
         stride, start, last = len(resources), 1 + len(resources), len(resources)

@@ -145,3 +145,37 @@ def list_resources(where: str, response: httpx.Response) -> list[dict[str, Any]]
     if not isinstance(resources, list):
         raise BadResponseError(f"{where}: Resources is not a list")
     return [r for r in resources if has_id(r)]
+
+
+class SeenIds:
+    """The ids a list read has yielded, and how many pages in a row brought no other: a server
+    that ignores startIndex answers every page with the first, as full, for ever."""
+
+    def __init__(self, path: str, patience: int) -> None:
+        self._ids: set[str] = set()
+        self._stale = 0
+        self._path = path
+        self._patience = patience
+
+    def fresh(self, resources: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+        """The resources not listed before (pages read twice, or a list that moved under us)."""
+        new = []
+        for resource in resources:
+            if resource["id"] not in self._ids:
+                self._ids.add(resource["id"])
+                new.append(resource)
+        self._stale = self._stale + 1 if resources and not new else 0
+        if self._stale > self._patience:
+            raise BadResponseError(
+                f"GET {self._path}: {self._stale} pages in a row up to startIndex {start} list "
+                "only resources listed before: Learnster's paging does not move on"
+            )
+        return new
+
+
+def once(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each resource of one reply once: one listed twice is not two matches."""
+    first: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        first.setdefault(resource["id"], resource)
+    return list(first.values())

@@ -1,12 +1,15 @@
-"""HTTP plumbing: Retry-After, the environment's proxy, pacing, send watches, bounded answers."""
+"""HTTP plumbing: Retry-After, the environment's proxy, pacing, the adaptive gate, send watches,
+bounded answers."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import enum
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -14,6 +17,7 @@ import httpx
 
 from syncd.adapters.origin import host_of
 from syncd.config import MAX_RESPONSE_BYTES
+from syncd.core.limiter import ConcurrencyLimiter
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -59,6 +63,66 @@ class Pacer:
             self._next = start + self._interval
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class Gate:
+    """Admits requests while fewer are out than the limiter allows, and tells it each answer.
+
+    A semaphore whose size the limiter changes as answers come (syncd.core.limiter). Waiters
+    are admitted first come, first served.
+    """
+
+    def __init__(self, limiter: ConcurrencyLimiter) -> None:
+        self.limiter = limiter
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> float:
+        """Wait for a slot; the monotonic time it was given (the request's send time)."""
+        if self._waiters or self.in_flight >= self.limiter.allowed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # the slot is counted for us by _admit
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self.in_flight -= 1  # admitted, then cancelled: give the slot back
+                    self._admit()
+                else:
+                    self._waiters.remove(waiter)
+                raise
+        else:
+            self.in_flight += 1
+        return time.monotonic()
+
+    def release(self, sent: float, answer: Answer) -> None:
+        """The slot taken at ``sent`` is free; how its request was answered."""
+        self.in_flight -= 1
+        now = time.monotonic()
+        if answer is Answer.THROTTLED:
+            self.limiter.on_throttled(now)
+        elif answer is not Answer.FAILED:
+            latency = now - sent if answer is Answer.WRITTEN else None
+            self.limiter.on_success(latency, now, self.in_flight)
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiters and self.in_flight < self.limiter.allowed:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+
+class Answer(enum.Enum):
+    """What the limiter learns from one request."""
+
+    WRITTEN = "written"  # a write answered: its latency counts
+    # A read answered (a page of a list: its size, not the load, sets its time), or any
+    # answer on a new connection (its handshake was part of the time).
+    READ = "read"
+    THROTTLED = "throttled"  # 429, 503, or a timeout
+    FAILED = "failed"  # any other failure: says nothing about load
 
 
 class SendWatch:

@@ -24,7 +24,9 @@ from syncd.app.output import Status, print_plan, print_report, print_status, rep
 from syncd.app.state import add_state_commands, check_state, cmd_state
 from syncd.app.wiring import sync_once
 from syncd.config import Config, config_path, load_config
+from syncd.core.limiter import LimiterState
 from syncd.core.snapshot import labels_of
+from syncd.cycle.apply import Progress
 from syncd.cycle.report import CycleReport
 from syncd.cycle.run import CycleRequest
 from syncd.errors import ConfigError, ExitCode, SyncdError
@@ -231,7 +233,7 @@ def _cmd_sync(config: Config, args: argparse.Namespace) -> int:
 
 
 def _with_progress(
-    cycle: Callable[[Callable[[int, int], None] | None], Coroutine[Any, Any, CycleReport]],
+    cycle: Callable[[Progress | None], Coroutine[Any, Any, CycleReport]],
 ) -> CycleReport:
     """Run a cycle, with a progress bar on an interactive terminal (never under systemd)."""
     if not (sys.stderr.isatty() and not under_systemd()):
@@ -241,7 +243,12 @@ def _with_progress(
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sending to Learnster", total=None)
-        return asyncio.run(cycle(lambda done, total: bar.update(task, completed=done, total=total)))
+
+        def show(done: int, total: int, sending: LimiterState) -> None:
+            line = f"sending to Learnster ({sending.describe()})"
+            bar.update(task, completed=done, total=total, description=line)
+
+        return asyncio.run(cycle(show))
 
 
 def _cmd_plan(config: Config, args: argparse.Namespace, console: Console) -> int:

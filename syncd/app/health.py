@@ -191,6 +191,24 @@ class Metrics:
             ["request"],
             registry=r,
         )
+        self.concurrency = Gauge(
+            "syncd_last_cycle_concurrency",
+            "Learnster requests in flight the adaptive limit allowed at the end of the last "
+            "cycle (limit), and its ceiling, max_concurrency",
+            ["value"],
+            registry=r,
+        )
+        self.latency = Gauge(
+            "syncd_last_cycle_learnster_latency_seconds",
+            "Learnster's smoothed and base (lowest smoothed) latency in the last cycle",
+            ["value"],
+            registry=r,
+        )
+        self.throttled = Gauge(
+            "syncd_last_cycle_throttled_requests",
+            "Learnster answers of the last cycle that were 429, 503 or a timeout",
+            registry=r,
+        )
         self.in_retry = Gauge(
             "syncd_objects_in_retry", "Objects kept in retry (escrow)", registry=r
         )
@@ -214,6 +232,12 @@ class Metrics:
         self.requests.clear()
         for request, count in report.scim_requests.items():
             self.requests.labels(request).set(count)
+        if report.sending is not None:
+            self.concurrency.labels("limit").set(report.sending.limit)
+            self.concurrency.labels("ceiling").set(report.sending.ceiling)
+            self.latency.labels("smoothed").set(report.sending.latency_ms / 1000)
+            self.latency.labels("base").set(report.sending.base_latency_ms / 1000)
+            self.throttled.set(report.sending.throttled)
         counts = store.counts()
         self.in_retry.set(counts["escrows"])
         self.guard.set(report.held)

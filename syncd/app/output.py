@@ -45,6 +45,7 @@ def report_to_json(report: CycleReport) -> dict[str, Any]:
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "graph_requests": report.graph_requests,
         "scim_requests": report.scim_requests,
+        "concurrency": report.sending.as_json() if report.sending else None,
     }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from syncd.core.ledger import LedgerGroup
+from syncd.core.limiter import LimiterState
 from syncd.core.operations import CreateGroup, CreateUser, Operation, Outcome
 from syncd.cycle.handlers import Handlers
 from syncd.cycle.links import Links
@@ -20,7 +21,8 @@ from syncd.ports import LedgerRepository, RunLog, ScimTarget
 
 log = logging.getLogger("syncd.cycle")
 
-Progress = Callable[[int, int], None]
+# Operations done, operations planned, and how Learnster is being sent to (for the line).
+Progress = Callable[[int, int, LimiterState], None]
 
 
 class Applier:
@@ -85,6 +87,7 @@ class Applier:
         finally:
             self.tally.flush()
             result.scim_requests = dict(self.target.requests)
+            result.sending = self.target.sending()
             result.cpu_seconds = time.process_time() - started
         return result
 
@@ -132,7 +135,7 @@ class Applier:
         finally:
             self._done += 1
             if self.progress is not None:
-                self.progress(self._done, self._total)
+                self.progress(self._done, self._total, self.target.sending())
 
     async def settle_groups(self) -> None:
         """Remove second copies of tags whose create was retried (a lost answer, applied twice).

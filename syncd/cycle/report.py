@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.core.limiter import LimiterState
 from syncd.core.operations import Outcome, Plan
 from syncd.core.records import Problem
 from syncd.cycle.tally import QUARANTINE_FAILURE_SHARE, ApplyResult, Failure
@@ -31,6 +32,7 @@ class CycleReport:
     held: int = 0
     graph_requests: int = 0
     scim_requests: dict[str, int] = field(default_factory=dict)
+    sending: LimiterState | None = None  # how Learnster was sent to (None: nothing was)
     exit_code: ExitCode = ExitCode.OK
     health: Health | None = Health.OK  # None: this run says nothing about health
     message: str = ""
@@ -60,6 +62,7 @@ class CycleReport:
         self.interrupted = self.interrupted or applied.interrupted
         self.quarantined = self.quarantined or applied.quarantined
         self.scim_requests = applied.scim_requests
+        self.sending = applied.sending
 
     def summary(self) -> str:
         parts = [

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from syncd.core.limiter import LimiterState
 from syncd.core.operations import Operation, Outcome, object_id, object_type
 from syncd.errors import ScimError, StopCycle, TransientError
 from syncd.ports import LedgerRepository, LogLine, RunLog
@@ -39,6 +40,7 @@ class ApplyResult:
     quarantined: bool = False  # most operations failed: the rest were not sent
     stopped: StopCycle | None = None  # credentials or connectivity ended the sending
     scim_requests: dict[str, int] = field(default_factory=dict)
+    sending: LimiterState | None = None  # the concurrency limiter's state at the end
     cpu_seconds: float = 0.0
 
 

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         "assigned (they are printed on stderr)",
     )
 
+    _add_learnster(sub)
+    return parser
+
+
+def _add_learnster(sub: Any) -> None:
     learnster = sub.add_parser("learnster", help="fake Learnster SCIM 2.0 service provider")
     learnster.add_argument("--port", type=int, default=0)
     learnster.add_argument("--token", required=True, help="the Secret Token to accept")
@@ -84,11 +90,31 @@ def _parser() -> argparse.ArgumentParser:
         "--page-size-max", type=int, default=1000, help="largest page a list request returns"
     )
     learnster.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="requests per second (a token bucket); beyond it 429 with Retry-After",
+    )
+    learnster.add_argument(
+        "--rate-burst",
+        type=float,
+        default=0.0,
+        metavar="TOKENS",
+        help="what the rate limit's bucket holds (default: a tenth of a second's requests)",
+    )
+    learnster.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        metavar="C",
+        help="requests served at a time at the base latency; more wait, so latency grows",
+    )
+    learnster.add_argument(
         "--no-log",
         action="store_true",
         help="keep no request log (saves memory in long benchmark runs)",
     )
-    return parser
 
 
 def _install_stop_handlers() -> threading.Event:
@@ -183,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         seed=args.seed,
         page_size_max=args.page_size_max,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        capacity=args.capacity,
     )
     learnster.log_requests = not args.no_log
     learnster.start()

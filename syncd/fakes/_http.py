@@ -57,8 +57,13 @@ def answer_after(request: Request, latency_ms: float) -> None:
 
     Called outside the fake's lock, so concurrent requests wait together.
     """
+    answer_at(request.received_at, latency_ms)
+
+
+def answer_at(started: float, latency_ms: float) -> None:
+    """Wait until ``latency_ms`` after ``started`` (a monotonic time)."""
     if latency_ms > 0:
-        remaining = request.received_at + latency_ms / 1000.0 - time.monotonic()
+        remaining = started + latency_ms / 1000.0 - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
 

@@ -12,7 +12,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
-from syncd.fakes._http import LoopbackServer, Request, Response, answer_after
+from syncd.fakes._http import LoopbackServer, Request, Response, answer_at
+from syncd.fakes.learnster.capacity import TokenBucket, Workers
 from syncd.fakes.learnster.discovery import _Discovery
 from syncd.fakes.learnster.endpoints import _Endpoints
 from syncd.fakes.learnster.faults import _Fault, _Faults
@@ -54,8 +55,14 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
         fault_rate: float = 0.0,
         seed: int = 0,
         page_size_max: int = 1000,
+        rate_limit: float = 0.0,
+        rate_burst: float = 0.0,
+        capacity: int = 0,
     ) -> None:
         self.token = token
+        # The capacity model (capacity.py): None when unlimited.
+        self.bucket = TokenBucket(rate_limit, rate_burst) if rate_limit > 0 else None
+        self.workers = Workers(capacity) if capacity > 0 else None
         self.page_size_max = page_size_max
         self._settings = (latency_ms, fault_rate, seed)
         self.users: dict[str, Resource] = {}
@@ -189,6 +196,18 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
     # ---------------------------------------------------------------- HTTP entry point
 
     def _app(self, request: Request) -> Response:
+        if self.bucket is not None:
+            retry_after = self.bucket.take()
+            if retry_after is not None:  # answered at once: a rate limit costs the server little
+                self._log(request, None, 429, "rate limit")
+                fault = ScimFault(429, "too many requests", None, {"Retry-After": str(retry_after)})
+                return fault.response()
+        if self.workers is None:
+            return self._serve(request, request.received_at)
+        with self.workers.serving() as started:
+            return self._serve(request, max(started, request.received_at))
+
+    def _serve(self, request: Request, started: float) -> Response:
         path = request.path
         rel = path[len(PREFIX) :] if path == PREFIX or path.startswith(PREFIX + "/") else None
         try:
@@ -220,20 +239,20 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
             response = exc.response()
         except Exception as exc:  # a fake must answer in SCIM, whatever went wrong
             response = ScimFault(500, f"fake Learnster error: {exc!r}").response()
+        label = fault.label if fault is not None else None
+        self._log(request, body, 0 if response.drop else response.status, label)
+        answer_at(started, self.latency_ms)
+        return response
+
+    def _log(self, request: Request, body: Any, status: int, label: str | None) -> None:
         if self.log_requests:
+            path = request.path
+            rel = path[len(PREFIX) :] if path == PREFIX or path.startswith(PREFIX + "/") else path
             entry = LoggedRequest(
-                request.method,
-                rel if rel is not None else path,
-                dict(request.query),
-                body,
-                0 if response.drop else response.status,
-                request.headers,
-                fault.label if fault is not None else None,
+                request.method, rel, dict(request.query), body, status, request.headers, label
             )
             with self._lock:
                 self.requests.append(entry)
-        answer_after(request, self.latency_ms)
-        return response
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")

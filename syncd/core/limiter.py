@@ -1,0 +1,191 @@
+"""How many requests may be in flight to Learnster: found by watching its answers.
+
+Nobody knows a Learnster tenant's capacity, so the sink finds it (docs/ARCHITECTURE.md,
+"Adaptive concurrency"). The limit is congestion control in the spirit of TCP's:
+
+- **Slow start.** From ``initial``, one more slot per success (the limit doubles per round
+  trip) until the first sign of congestion or the ceiling (``max_concurrency``).
+- **Throttling** (429, 503, a timeout): the limit drops at once to just under what Learnster
+  has been delivering (successes per second over the last second × their latency: the
+  concurrency that rate needs), and never above ``backoff`` × the limit. One decrease per
+  round trip: the answers already on their way say nothing new.
+- **Latency.** When the smoothed latency exceeds ``tolerance`` × the lowest it has been,
+  requests are queueing inside Learnster: the limit is multiplied by ``backoff``.
+- **Probing.** Otherwise, when the limit is what holds requests back, it grows additively:
+  ``probe`` slots per round trip once Learnster has throttled (slowly, so that touching its
+  limit again costs few 429s), one per round trip after latency alone.
+
+Pure: time comes in as arguments (seconds on any monotonic clock); no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+# Smoothing of the latency: the weight of each new sample. The smoothed latency is judged
+# against the lowest the recent latency (a faster average) has been: the first answers,
+# before any queue built, count, and one fast answer does not make all others look slow.
+_LATENCY_WEIGHT = 0.1
+_RECENT_WEIGHT = 0.3
+# Answers before the deviation is taken as the jitter of Learnster's answers.
+_JITTER_WARMUP = 20
+# Answers before the recent latency is taken as a baseline.
+_WARMUP = 3
+# The delivery rate is measured over this many seconds of successes.
+_RATE_WINDOW = 1.0
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """What the limiter knows, for reports, metrics and the progress line."""
+
+    limit: int
+    ceiling: int
+    latency_ms: float  # smoothed
+    base_latency_ms: float  # the lowest smoothed latency
+    throttled: int  # answers that were 429, 503 or a timeout
+    backoffs: int  # decreases of the limit
+    slow_start: bool
+
+    def describe(self) -> str:
+        text = f"concurrency {self.limit}/{self.ceiling}"
+        if self.latency_ms:
+            text += f", {self.latency_ms:.0f} ms (base {self.base_latency_ms:.0f})"
+        if self.throttled:
+            text += f", {self.throttled} throttled"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "limit": self.limit,
+            "ceiling": self.ceiling,
+            "latency_ms": round(self.latency_ms, 2),
+            "base_latency_ms": round(self.base_latency_ms, 2),
+            "throttled": self.throttled,
+            "backoffs": self.backoffs,
+            "slow_start": self.slow_start,
+        }
+
+
+class ConcurrencyLimiter:
+    """The number of requests allowed in flight (``allowed``), adapted to each answer."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        initial: int = 4,
+        floor: int = 1,
+        tolerance: float = 1.25,
+        backoff: float = 0.9,
+        probe: float = 0.02,
+    ) -> None:
+        if ceiling < 1 or floor < 1 or floor > ceiling:
+            raise ValueError(f"ceiling {ceiling} and floor {floor}: need 1 <= floor <= ceiling")
+        self.ceiling = ceiling
+        self.floor = floor
+        self._limit = float(max(floor, min(initial, ceiling)))
+        self._tolerance = tolerance
+        self._backoff = backoff
+        self._probe = probe
+        self._slow_start = True
+        self._was_throttled = False
+        self._base: float | None = None  # lowest smoothed latency seen
+        self._samples = 0
+        self._smoothed: float | None = None
+        self._recent: float | None = None
+        self._fastest = float("inf")
+        self._deviation = 0.0  # smoothed distance of each latency from the smoothed one
+        self._jitter = float("inf")  # the least deviation seen
+        self._hold_until = float("-inf")  # no second decrease before this
+        self._delivered: deque[float] = deque()  # times of recent successes
+        self.throttled = 0
+        self.backoffs = 0
+
+    @property
+    def allowed(self) -> int:
+        return int(self._limit)
+
+    def on_success(self, latency: float | None, now: float, in_flight: int) -> None:
+        """An answer that was not throttling, ``latency`` seconds after its request went out
+        (None: a request whose time says nothing of the load, such as a large page);
+        ``in_flight``: requests still out besides this one."""
+        self._delivered.append(now)
+        while self._delivered[0] < now - _RATE_WINDOW:
+            self._delivered.popleft()
+        if latency is not None and self._queueing(latency):
+            self._decrease(now, self._limit * self._backoff)
+            return
+        if in_flight + 1 < self.allowed:
+            return  # the limit held nothing back: no evidence more would be welcome
+        if self._slow_start:
+            self._limit += 1.0
+        else:
+            gain = self._probe if self._was_throttled else 0.25
+            self._limit += gain / self._limit
+        if self._limit >= self.ceiling:
+            self._limit = float(self.ceiling)
+
+    def _queueing(self, latency: float) -> bool:
+        """Take in one latency; whether the smoothed latency now says requests queue."""
+        self._fastest = min(self._fastest, latency)
+        if self._smoothed is None or self._recent is None:
+            self._smoothed = self._recent = latency
+        else:
+            self._deviation += _LATENCY_WEIGHT * (abs(latency - self._smoothed) - self._deviation)
+            self._smoothed += _LATENCY_WEIGHT * (latency - self._smoothed)
+            self._recent += _RECENT_WEIGHT * (latency - self._recent)
+        self._samples += 1
+        if self._samples < _WARMUP:
+            return False  # too few answers for an average to mean anything
+        if self._base is None or self._recent < self._base:
+            self._base = self._recent
+        # The fastest answer bounds it too: when the first answers already queued (more were
+        # sent at once than Learnster serves at a time), no average of them is the base.
+        self._base = min(self._base, self._fastest * self._tolerance)
+        clean = self._tolerance * self._base
+        if self._samples >= _JITTER_WARMUP and self._smoothed <= clean:
+            self._jitter = min(self._jitter, self._deviation)
+        # Jitter lifts the threshold: an average of jittery answers sits above their lowest.
+        # Only jitter seen while no queue showed: a queue's answers vary more, too.
+        jitter = 0.0 if self._jitter == float("inf") else self._jitter
+        return self._smoothed > clean + jitter
+
+    def on_throttled(self, now: float) -> None:
+        """A 429, a 503 or a timeout: Learnster has more than it can take."""
+        self.throttled += 1
+        self._was_throttled = True
+        target = self._limit * self._backoff
+        if self._smoothed is not None and self._delivered:
+            span = now - self._delivered[0]
+            if span >= _RATE_WINDOW / 2:  # else too few answers to tell a rate
+                # Little's law: requests in flight = rate × time each spends in flight.
+                delivered = len(self._delivered) / span * self._smoothed
+                target = min(target, self._backoff * delivered)
+        if now < self._hold_until:
+            # Throttled again within the round trip the last decrease left: it did not go far
+            # enough. A 429 comes back at once, so without this the freed slot would be refilled
+            # at once, and throttled again, for the whole round trip.
+            self._limit = max(float(self.floor), self._limit - 1.0)
+            return
+        self._decrease(now, target)
+
+    def _decrease(self, now: float, target: float) -> None:
+        self._slow_start = False
+        if now < self._hold_until:
+            return
+        self._limit = max(float(self.floor), min(self._limit, target))
+        self.backoffs += 1
+        self._hold_until = now + (self._smoothed or 0.0)
+
+    def state(self) -> LimiterState:
+        return LimiterState(
+            limit=self.allowed,
+            ceiling=self.ceiling,
+            latency_ms=(self._smoothed or 0.0) * 1000,
+            base_latency_ms=(self._base or 0.0) * 1000,
+            throttled=self.throttled,
+            backoffs=self.backoffs,
+            slow_start=self._slow_start,
+        )

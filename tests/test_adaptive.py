@@ -1,0 +1,100 @@
+"""Adaptive concurrency over real HTTP: the fake Learnster's capacity model, and the sink's
+limiter finding a rate limit and a capacity below max_concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+
+from syncd.adapters.scim import ScimSink
+from syncd.credentials import Secret
+from syncd.fakes.learnster import FakeLearnster
+from tests.helpers import CORE, run
+
+
+def _get(url: str, token: str = "t") -> httpx.Response:
+    return httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_fakes_rate_limit_answers_429_with_retry_after_beyond_its_bucket() -> None:
+    with FakeLearnster(token="t", rate_limit=20, rate_burst=5) as fake:
+        answers = [_get(f"{fake.base_url}/Users?count=1") for _ in range(12)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:5] == [200] * 5  # the bucket's five tokens
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused, statuses
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
+    assert refused[0].json()["status"] == "429"
+    assert fake.bucket is not None
+    assert fake.bucket.refused == len(refused)
+    assert [r.status for r in fake.requests].count(429) == len(refused)
+
+
+def test_the_fakes_capacity_makes_requests_beyond_it_wait() -> None:
+    with FakeLearnster(token="t", capacity=2, latency_ms=100) as fake:
+        took: list[float] = []
+        lock = threading.Lock()
+
+        def one() -> None:
+            started = time.monotonic()
+            assert _get(f"{fake.base_url}/Users?count=1").status_code == 200
+            with lock:
+                took.append(time.monotonic() - started)
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    took.sort()
+    # Two at a time, 100 ms each: answered after about 0.1, 0.2 and 0.3 s, two by two.
+    assert 0.09 <= took[0] < 0.2
+    assert took[-1] >= 0.28
+    assert fake.workers is not None
+    assert fake.workers.peak_waiting >= 4
+
+
+def _create(fake: FakeLearnster, count: int, ceiling: int) -> ScimSink:
+    async def go() -> ScimSink:
+        async with ScimSink(
+            fake.base_url, Secret("t"), max_concurrency=ceiling, backoff_base=0.05
+        ) as sink:
+            await asyncio.gather(
+                *(
+                    sink.create_user({"schemas": [CORE], "userName": f"u{i}@x.example"})
+                    for i in range(count)
+                )
+            )
+            return sink
+
+    return run(go())
+
+
+def test_the_sink_finds_a_rate_limit_and_stays_under_it() -> None:
+    with FakeLearnster(token="t", rate_limit=100, latency_ms=20) as fake:
+        started = time.monotonic()
+        sink = _create(fake, 400, ceiling=64)
+        elapsed = time.monotonic() - started
+    assert len(fake.users) == 400  # each created once: a 429 is retried, never doubled
+    state = sink.sending()
+    assert state.throttled >= 1  # it found the limit
+    assert fake.bucket is not None
+    assert fake.bucket.refused == state.throttled
+    assert state.throttled <= 0.1 * 400  # and did not hammer it
+    assert state.limit < 64
+    assert elapsed >= (400 - 10) / 100  # the bucket's rate bounds it; burst aside
+
+
+def test_the_sink_finds_a_capacity_and_keeps_latency_near_the_base() -> None:
+    with FakeLearnster(token="t", capacity=4, latency_ms=40) as fake:
+        sink = _create(fake, 400, ceiling=64)
+    assert len(fake.users) == 400
+    state = sink.sending()
+    assert state.throttled == 0
+    assert 4 <= state.limit <= 16  # around the capacity, far below the ceiling of 64
+    assert state.base_latency_ms >= 40
+    assert fake.workers is not None
+    assert fake.workers.peak_waiting < 32  # slow start overshoots a little, then no queue

@@ -1,0 +1,102 @@
+"""The concurrency limiter against a simulated Learnster (tests/limiter_sim.py), in simulated time."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.core.limiter import ConcurrencyLimiter
+from tests.limiter_sim import Server, simulate
+
+REQUESTS = 21_000  # about what the initial cycle of a 20,000-user tenant sends
+
+
+@pytest.mark.parametrize("burst", [0.0, 200.0], ids=["burst of 0.1 s", "burst of 1 s"])
+def test_a_rate_limit_is_found_and_kept_just_under(burst: float) -> None:
+    limiter = ConcurrencyLimiter(64)
+    outcome = simulate(limiter, Server(latency=0.05, rate_limit=200, burst=burst), REQUESTS)
+    assert outcome.rate >= 0.9 * 200
+    assert outcome.throttled_share <= 0.02
+    assert 8 <= limiter.allowed <= 12  # 200/s at 50 ms needs 10 in flight
+
+
+def test_a_capacity_is_found_without_a_queue_growing() -> None:
+    limiter = ConcurrencyLimiter(64)
+    outcome = simulate(limiter, Server(latency=0.05, capacity=8, jitter=0.3), REQUESTS)
+    ideal = REQUESTS * 0.05 / 8
+    assert outcome.seconds <= 1.25 * ideal
+    assert outcome.mean_latency <= 1.5 * 0.05
+    assert outcome.throttled == 0
+
+
+@pytest.mark.parametrize("ceiling", [16, 64])
+def test_an_unlimited_target_gets_the_ceiling_despite_jitter(ceiling: int) -> None:
+    limiter = ConcurrencyLimiter(ceiling)
+    outcome = simulate(limiter, Server(latency=0.05, jitter=0.4), REQUESTS)
+    assert outcome.seconds <= 1.05 * REQUESTS * 0.05 / ceiling
+    assert limiter.allowed == ceiling
+    assert limiter.backoffs == 0
+    assert max(outcome.limits) == ceiling  # the ceiling is never passed
+
+
+def test_slow_start_doubles_the_limit_each_round_trip() -> None:
+    limiter = ConcurrencyLimiter(64, initial=4)
+    for _ in range(4):  # one round trip: the 4 requests out come back, each replaced at once
+        limiter.on_success(0.05, 0.05, in_flight=limiter.allowed - 1)
+    assert limiter.allowed == 8
+    assert limiter.state().slow_start
+
+
+def test_a_limit_that_held_nothing_back_does_not_grow() -> None:
+    """Application-limited: 2 requests out under a limit of 4 say nothing about 5."""
+    limiter = ConcurrencyLimiter(64, initial=4)
+    for i in range(100):
+        limiter.on_success(0.05, 0.05 * i, in_flight=0)
+    assert limiter.allowed == 4
+
+
+def test_a_throttle_decreases_at_once_and_again_for_each_throttle_in_that_round_trip() -> None:
+    limiter = ConcurrencyLimiter(64, initial=20)
+    for _ in range(20):
+        limiter.on_success(0.05, 0.05, in_flight=limiter.allowed - 1)
+    limiter.on_throttled(0.06)
+    after_first = limiter.allowed
+    assert after_first == int(40 * 0.9)  # slow start had reached 40: backoff 0.9
+    limiter.on_throttled(0.061)  # the same round trip: the decrease was not enough
+    assert limiter.allowed == after_first - 1
+    state = limiter.state()
+    assert (state.throttled, state.backoffs, state.slow_start) == (2, 1, False)
+
+
+def test_the_limit_stays_between_floor_and_ceiling() -> None:
+    limiter = ConcurrencyLimiter(3, initial=10, floor=2)
+    assert limiter.allowed == 3
+    for i in range(50):
+        limiter.on_throttled(float(i))
+    assert limiter.allowed == 2
+    with pytest.raises(ValueError, match="floor"):
+        ConcurrencyLimiter(2, floor=3)
+
+
+def test_queueing_latency_backs_off_without_any_429() -> None:
+    limiter = ConcurrencyLimiter(64, initial=30)
+    now = 0.0
+    for _ in range(20):
+        now += 0.01
+        limiter.on_success(0.05, now, in_flight=29)
+    before = limiter.allowed
+    for _ in range(20):  # answers take twice as long: a queue in Learnster
+        now += 0.01
+        limiter.on_success(0.10, now, in_flight=limiter.allowed)
+    assert limiter.allowed < before
+    assert limiter.throttled == 0
+
+
+def test_the_state_describes_itself_for_the_progress_line() -> None:
+    limiter = ConcurrencyLimiter(64)
+    for i in range(12):
+        limiter.on_success(0.052, 0.01 * i, in_flight=limiter.allowed)
+    limiter.on_throttled(0.2)
+    text = limiter.state().describe()
+    assert text.startswith(f"concurrency {limiter.allowed}/64, 52 ms (base 52)")
+    assert text.endswith("1 throttled")
+    assert limiter.state().as_json()["ceiling"] == 64
