@@ -106,6 +106,18 @@ def _bench_parser(
     )
     p.add_argument("--concurrency", type=int, default=16, help="[learnster] max_concurrency")
     p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="the fake Learnster's rate limit, requests/s (429 with Retry-After beyond it)",
+    )
+    p.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        help="requests the fake Learnster serves at a time at its latency (more queue)",
+    )
+    p.add_argument(
         "--scope",
         choices=("all", "assigned"),
         default="all",
@@ -327,6 +339,11 @@ class RunResult:
     fake_cpu_seconds: dict[str, float | None] = field(default_factory=dict)
     fake_rss_mb_after: dict[str, float | None] = field(default_factory=dict)
     error: str | None = None
+    # The adaptive limiter at the end of the cycle (syncd's --json "concurrency"), and what
+    # a limited Learnster made of it: answers throttled, and the rate achieved over the run.
+    concurrency: dict[str, Any] | None = None
+    throttled_share: float | None = None
+    rate_over_allowed: float | None = None
 
 
 def _parse_report(stdout_path: Path) -> dict[str, Any] | None:
@@ -404,7 +421,9 @@ def _sync(
     graph_requests = report.get("graph_requests")
     scim = {str(k): int(v) for k, v in (report.get("scim_requests") or {}).items()}
     scim_total = sum(scim.values())
-    ideal = scim_total * (args.latency_ms / 1000.0) / max(1, args.concurrency)
+    ideal = _ideal_seconds(scim_total, args)
+    concurrency = report.get("concurrency") if isinstance(report.get("concurrency"), dict) else None
+    throttled = int(concurrency.get("throttled", 0)) if concurrency else 0
     read_seconds = _graph_read_cpu_seconds(report)
     cpu = child.user_seconds + child.sys_seconds
     run = RunResult(
@@ -439,6 +458,13 @@ def _sync(
             for f in fakes
         },
         error=error,
+        concurrency=concurrency,
+        throttled_share=round(throttled / scim_total, 4) if scim_total else None,
+        rate_over_allowed=(
+            round((scim_total - throttled) / child.wall_seconds / args.rate_limit, 3)
+            if args.rate_limit and child.wall_seconds > 0
+            else None
+        ),
     )
     err.print(
         f"  exit {run.exit_code}, {run.wall_seconds:.2f} s wall, "
@@ -448,6 +474,16 @@ def _sync(
 
 
 # ---------------------------------------------------------------------------- setup and report
+
+
+def _ideal_seconds(scim_total: int, args: argparse.Namespace) -> float:
+    """What the requests would take if syncd cost nothing: at the latency, as many at a time
+    as Learnster serves (max_concurrency, or its capacity), and no faster than its rate limit."""
+    at_once = min(args.concurrency, args.capacity) if args.capacity else args.concurrency
+    ideal = scim_total * (args.latency_ms / 1000.0) / max(1, at_once)
+    if args.rate_limit:
+        ideal = max(ideal, scim_total / args.rate_limit)
+    return ideal
 
 
 def _write_config(
@@ -562,7 +598,10 @@ def _title(args: argparse.Namespace) -> str:
     return (
         f"syncd sync: {args.users:,} users, {args.groups:,} groups, {args.memberships:g} "
         f"memberships/user, Learnster latency {args.latency_ms:g} ms, concurrency "
-        f"{args.concurrency}, {os.cpu_count()} CPUs"
+        f"{args.concurrency}"
+        + (f", Learnster rate limit {args.rate_limit:g}/s" if args.rate_limit else "")
+        + (f", Learnster capacity {args.capacity}" if args.capacity else "")
+        + f", {os.cpu_count()} CPUs"
     )
 
 
@@ -574,6 +613,9 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
     columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
     columns += ["ideal s", "wall/ideal", *(["Graph read CPU %"] if with_read else [])]
     columns += ["fake Graph CPU s", "fake Learnster CPU s"]
+    columns += ["limit (end)", "mean latency ms", "429 %"]
+    limited = bool(args.rate_limit)
+    columns += ["rate ÷ allowed"] if limited else []
     table.add_column(columns.pop(0), no_wrap=True)  # run: "takeover-again" in full
     for column in columns:
         table.add_column(column, justify="right")
@@ -592,6 +634,7 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
             *read,
             _fmt(run.fake_cpu_seconds.get("graph"), 1),
             _fmt(run.fake_cpu_seconds.get("learnster"), 1),
+            *_limiter_cells(run, limited),
         )
     console.print(table)
 
@@ -620,6 +663,16 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
             console.print(f"[red]{run.name}: {run.error}[/]")
         elif run.exit_code != 0:
             console.print(f"[yellow]{run.name}: exit {run.exit_code}: {run.message}[/]")
+
+
+def _limiter_cells(run: RunResult, limited: bool) -> list[str]:
+    state = run.concurrency or {}
+    cells = [
+        f"{state['limit']}/{state['ceiling']}" if "limit" in state else "—",
+        _fmt(state.get("mean_latency_ms"), 1),
+        _fmt(_percent(run.throttled_share), 2),
+    ]
+    return cells + ([_fmt(run.rate_over_allowed, 3)] if limited else [])
 
 
 # ---------------------------------------------------------------------------- write bound
@@ -721,6 +774,8 @@ def _start_learnster(args: argparse.Namespace, workdir: Path, purpose: str = "")
         "--token", LEARNSTER_TOKEN,
         "--latency-ms", f"{args.latency_ms:g}",
         "--no-log",
+        *(["--rate-limit", f"{args.rate_limit:g}"] if args.rate_limit else []),
+        *(["--capacity", str(args.capacity)] if args.capacity else []),
     ]  # fmt: skip
     learnster = _start_fake("learnster", learnster_args, workdir, args.startup_timeout)
     err.print(f"  {learnster.url}  (pid {learnster.process.pid})")

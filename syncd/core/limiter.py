@@ -43,7 +43,8 @@ class LimiterState:
     limit: int
     ceiling: int
     latency_ms: float  # smoothed
-    base_latency_ms: float  # the lowest smoothed latency
+    base_latency_ms: float  # what latency is judged against: the lowest it has been
+    mean_latency_ms: float  # of every write answered
     throttled: int  # answers that were 429, 503 or a timeout
     backoffs: int  # decreases of the limit
     slow_start: bool
@@ -62,6 +63,7 @@ class LimiterState:
             "ceiling": self.ceiling,
             "latency_ms": round(self.latency_ms, 2),
             "base_latency_ms": round(self.base_latency_ms, 2),
+            "mean_latency_ms": round(self.mean_latency_ms, 2),
             "throttled": self.throttled,
             "backoffs": self.backoffs,
             "slow_start": self.slow_start,
@@ -96,6 +98,7 @@ class ConcurrencyLimiter:
         self._smoothed: float | None = None
         self._recent: float | None = None
         self._fastest = float("inf")
+        self._latency_sum = 0.0
         self._deviation = 0.0  # smoothed distance of each latency from the smoothed one
         self._jitter = float("inf")  # the least deviation seen
         self._hold_until = float("-inf")  # no second decrease before this
@@ -130,6 +133,7 @@ class ConcurrencyLimiter:
     def _queueing(self, latency: float) -> bool:
         """Take in one latency; whether the smoothed latency now says requests queue."""
         self._fastest = min(self._fastest, latency)
+        self._latency_sum += latency
         if self._smoothed is None or self._recent is None:
             self._smoothed = self._recent = latency
         else:
@@ -185,6 +189,7 @@ class ConcurrencyLimiter:
             ceiling=self.ceiling,
             latency_ms=(self._smoothed or 0.0) * 1000,
             base_latency_ms=(self._base or 0.0) * 1000,
+            mean_latency_ms=self._latency_sum / self._samples * 1000 if self._samples else 0.0,
             throttled=self.throttled,
             backoffs=self.backoffs,
             slow_start=self._slow_start,
