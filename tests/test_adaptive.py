@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 
 from syncd.adapters.scim import ScimSink
+from syncd.adapters.sqlite import Store
 from syncd.credentials import Secret
+from syncd.errors import ExitCode
 from syncd.fakes.learnster import FakeLearnster
+from syncd.fakes.learnster.capacity import TokenBucket
+from tests.conftest import Harness
 from tests.helpers import CORE, run
+from tests.test_sync_e2e import assert_learnster_matches_directory
 
 
 def _get(url: str, token: str = "t") -> httpx.Response:
@@ -98,3 +104,34 @@ def test_the_sink_finds_a_capacity_and_keeps_latency_near_the_base() -> None:
     assert state.base_latency_ms >= 40
     assert fake.workers is not None
     assert fake.workers.peak_waiting < 32  # slow start overshoots a little, then no queue
+
+
+def test_the_next_cycle_starts_from_what_the_last_learned(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=300)
+    h.learnster.bucket = TokenBucket(rate=60, burst=6)
+    h.learnster.latency_ms = 30  # 60/s at 30 ms: about 2 requests in flight
+    report = h.sync()
+    assert report.exit_code == ExitCode.OK, report.failures
+    assert report.sending is not None
+    assert report.sending.throttled >= 1
+    store = Store(h.config.state_database)
+    try:
+        learned = store.runs.learnster_limit()
+    finally:
+        store.close()
+    assert learned is not None
+    assert learned.throttled
+    assert learned.limit < 8  # below where a fresh cycle starts (max_concurrency 8)
+
+    for user in [u for u in h.graph.users if u.get("accountEnabled")][:30]:
+        h.graph.update_user(user["id"], jobTitle="Learned")
+    h.learnster.server.reset_peak()
+    again = h.sync()
+    assert again.exit_code == ExitCode.OK, again.failures
+    assert again.sending is not None
+    assert not again.sending.slow_start
+    # Started at the learned limit, probing slowly: never the 8 at once a fresh start sends.
+    assert h.learnster.server.peak_in_flight <= learned.limit + 1
+    assert_learnster_matches_directory(h)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.core.limiter import ConcurrencyLimiter
+from syncd.core.limiter import ConcurrencyLimiter, Learned
 from tests.limiter_sim import Server, simulate
 
 REQUESTS = 21_000  # about what the initial cycle of a 20,000-user tenant sends
@@ -100,3 +100,39 @@ def test_the_state_describes_itself_for_the_progress_line() -> None:
     assert text.startswith(f"concurrency {limiter.allowed}/64, 52 ms (base 52)")
     assert text.endswith("1 throttled")
     assert limiter.state().as_json()["ceiling"] == 64
+
+
+def test_a_cycle_starts_where_the_last_one_learned_without_slow_start() -> None:
+    first = ConcurrencyLimiter(64)
+    simulate(first, Server(latency=0.05, rate_limit=200), 3_000)
+    learned = first.learned()
+    assert learned is not None
+    assert learned.throttled
+    assert 8 <= learned.limit <= 12
+
+    second = ConcurrencyLimiter(64, learned=learned)
+    assert second.allowed == learned.limit
+    assert not second.state().slow_start
+    outcome = simulate(second, Server(latency=0.05, rate_limit=200), 300)  # a small cycle
+    fresh = simulate(ConcurrencyLimiter(64), Server(latency=0.05, rate_limit=200), 300)
+    assert outcome.throttled < fresh.throttled
+    assert outcome.throttled_share <= 0.02
+
+
+def test_nothing_is_learned_while_nothing_limited_and_a_learned_limit_is_kept_in_bounds() -> None:
+    limiter = ConcurrencyLimiter(16)
+    simulate(limiter, Server(latency=0.05), 500)
+    assert limiter.learned() is None  # the ceiling was reached: nothing to remember
+    assert ConcurrencyLimiter(8, learned=Learned(limit=40, throttled=False)).allowed == 8
+    assert ConcurrencyLimiter(8, learned=Learned(limit=3, throttled=False)).learned() == Learned(
+        3, False
+    )
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [None, [], {"limit": "10", "throttled": True}, {"limit": 0, "throttled": False}, {"limit": 5}],
+)
+def test_a_stored_value_that_is_not_a_learned_limit_is_ignored(stored: object) -> None:
+    assert Learned.from_json(stored) is None
+    assert Learned.from_json({"limit": 5, "throttled": False}) == Learned(5, False)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from syncd.adapters.policy import LOG_KEEP_DAYS, escrow_delay, guard_state
 from syncd.core.ledger import LedgerGroup, LedgerUser
+from syncd.core.limiter import Learned
 from syncd.core.records import Assignments, GroupSnapshot, Presence, UserSnapshot, user_name_key
 from syncd.ports import Escrow, LogEntry, LogLine, Run
 
@@ -283,6 +284,7 @@ class MemoryRunLog:
         self._log: list[LogEntry] = []
         self._guard: dict[str, Any] | None = None
         self._health: str | None = None  # JSON, as SQLite keeps it: same copies, same types
+        self._learned: Learned | None = None
 
     def start(self, mode: str, dry_run: bool, keep_days: float = LOG_KEEP_DAYS) -> int:
         now = _now().replace(tzinfo=None)
@@ -330,6 +332,12 @@ class MemoryRunLog:
 
     def set_guard(self, held: int, message: str, now: datetime) -> None:
         self._guard = guard_state(self._guard, held, message, now)
+
+    def learnster_limit(self) -> Learned | None:
+        return self._learned
+
+    def set_learnster_limit(self, learned: Learned) -> None:
+        self._learned = learned
 
     def health(self) -> dict[str, Any] | None:
         if self._health is None:

@@ -39,7 +39,7 @@ from syncd.adapters.transport import (
     read_bounded,
 )
 from syncd.config import Config, learnster_token
-from syncd.core.limiter import ConcurrencyLimiter, LimiterState
+from syncd.core.limiter import ConcurrencyLimiter, Learned, LimiterState
 from syncd.core.messages import PATCH_SCHEMA, work_email_key
 from syncd.core.records import user_name_key
 from syncd.credentials import Secret, tls_verify
@@ -98,6 +98,7 @@ class ScimSink:
         backoff_base: float = 0.5,
         max_requests_per_second: float = 0.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        learned: Learned | None = None,
     ) -> None:
         self.tenant_url = tenant_url.rstrip("/")
         # Requests go straight to httpx's transport, one single-connection transport per
@@ -118,7 +119,10 @@ class ScimSink:
         }
         self._timeout = httpx.Timeout(timeout_seconds).as_dict()
         # max_concurrency is a ceiling: the limiter finds what Learnster takes below it.
-        self._gate = Gate(ConcurrencyLimiter(max_concurrency, initial=min(max_concurrency, 8)))
+        limiter = ConcurrencyLimiter(
+            max_concurrency, initial=min(max_concurrency, 8), learned=learned
+        )
+        self._gate = Gate(limiter)
         # Pages of a list read at a time: more costs memory (each a few MB parsed) for little.
         self._width = min(max_concurrency, 4)
         self._idle: list[httpx.AsyncHTTPTransport] = []

@@ -24,15 +24,20 @@ async def sync_once(
     """One cycle against the tenant and Learnster that ``config`` names. The caller holds the
     state's lock (except for a dry run)."""
     source = GraphSource(config)
+    runs = state.runs
+    learned = runs.learnster_limit()  # read now: the cycle opens the sink only when it sends
     try:
-        return await run_cycle(
+        report = await run_cycle(
             config,
             state,
             source,
-            lambda: ScimSink.from_config(config),
+            lambda: ScimSink.from_config(config, learned=learned),
             request or CycleRequest(),
             cancel=cancel,
             progress=progress,
         )
     finally:
         await source.aclose()
+    if report.sending is not None and report.sending.learned is not None and not report.dry_run:
+        runs.set_learnster_limit(report.sending.learned)
+    return report

@@ -37,6 +37,29 @@ _RATE_WINDOW = 1.0
 
 
 @dataclass(frozen=True)
+class Learned:
+    """What one cycle learned of Learnster, for the next to start from (kept in the state):
+    the limit it ended with, after Learnster throttled or queued (a cycle that met neither
+    learned nothing)."""
+
+    limit: int
+    throttled: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {"limit": self.limit, "throttled": self.throttled}
+
+    @classmethod
+    def from_json(cls, data: object) -> Learned | None:
+        """None for anything that is not what ``as_json`` wrote (an older or damaged value)."""
+        if not isinstance(data, dict):
+            return None
+        limit, throttled = data.get("limit"), data.get("throttled")
+        if type(limit) is not int or limit < 1 or not isinstance(throttled, bool):
+            return None
+        return cls(limit, throttled)
+
+
+@dataclass(frozen=True)
 class LimiterState:
     """What the limiter knows, for reports, metrics and the progress line."""
 
@@ -48,6 +71,7 @@ class LimiterState:
     throttled: int  # answers that were 429, 503 or a timeout
     backoffs: int  # decreases of the limit
     slow_start: bool
+    learned: Learned | None = None  # what the next cycle starts from
 
     def describe(self) -> str:
         text = f"concurrency {self.limit}/{self.ceiling}"
@@ -82,7 +106,10 @@ class ConcurrencyLimiter:
         tolerance: float = 1.25,
         backoff: float = 0.9,
         probe: float = 0.02,
+        learned: Learned | None = None,
     ) -> None:
+        """``learned``: what the last cycle found. It starts at that limit without slow start,
+        so that it does not run into the same 429s or queue every night."""
         if ceiling < 1 or floor < 1 or floor > ceiling:
             raise ValueError(f"ceiling {ceiling} and floor {floor}: need 1 <= floor <= ceiling")
         self.ceiling = ceiling
@@ -93,6 +120,11 @@ class ConcurrencyLimiter:
         self._probe = probe
         self._slow_start = True
         self._was_throttled = False
+        self._resumed = learned is not None
+        if learned is not None:
+            self._limit = float(max(floor, min(learned.limit, ceiling)))
+            self._slow_start = False
+            self._was_throttled = learned.throttled
         self._base: float | None = None  # lowest smoothed latency seen
         self._samples = 0
         self._smoothed: float | None = None
@@ -183,6 +215,12 @@ class ConcurrencyLimiter:
         self.backoffs += 1
         self._hold_until = now + (self._smoothed or 0.0)
 
+    def learned(self) -> Learned | None:
+        """What the next cycle may start from (where this one began from what the last
+        learned, what probing made of that); None while nothing limited any cycle."""
+        limited = self.backoffs or self._resumed
+        return Learned(self.allowed, self._was_throttled) if limited else None
+
     def state(self) -> LimiterState:
         return LimiterState(
             limit=self.allowed,
@@ -193,4 +231,5 @@ class ConcurrencyLimiter:
             throttled=self.throttled,
             backoffs=self.backoffs,
             slow_start=self._slow_start,
+            learned=self.learned(),
         )

@@ -193,6 +193,11 @@ class LoopbackServer:
         """The most requests served at the same time so far."""
         return self._server.peak_in_flight
 
+    def reset_peak(self) -> None:
+        """Count ``peak_in_flight`` from now on."""
+        with self._server.counts_lock:
+            self._server.peak_in_flight = 0
+
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])

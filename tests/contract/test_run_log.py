@@ -14,6 +14,7 @@ from syncd.adapters.memory import MemoryRunLog
 from syncd.adapters.policy import LOG_KEEP_DAYS
 from syncd.adapters.sqlite.runs import SqliteRunLog
 from syncd.adapters.sqlite.sql import sql_time
+from syncd.core.limiter import Learned
 from syncd.ports import LogLine, Run, RunLog
 from tests.contract.conftest import ADAPTERS, open_store
 
@@ -239,3 +240,11 @@ def test_health_and_guard_are_not_shared_with_the_caller(runs: RunLog) -> None:
 
     assert runs.health() == {"state": "ok", "detail": {"cycles": 1}}
     assert runs.guard() == {"held": 1, "message": "held", "since": T1.isoformat()}
+
+
+def test_what_a_cycle_learned_of_learnster_is_kept_for_the_next(runs: RunLog) -> None:
+    assert runs.learnster_limit() is None
+    runs.set_learnster_limit(Learned(limit=10, throttled=True))
+    assert runs.learnster_limit() == Learned(limit=10, throttled=True)
+    runs.set_learnster_limit(Learned(limit=14, throttled=False))
+    assert runs.learnster_limit() == Learned(limit=14, throttled=False)

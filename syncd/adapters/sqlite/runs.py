@@ -11,10 +11,12 @@ from typing import Any
 from syncd.adapters.policy import LOG_KEEP_DAYS, guard_state
 from syncd.adapters.sqlite.faults import guarded
 from syncd.adapters.sqlite.sql import get_meta, parse_time, set_meta, sql_now, sql_time, utcnow
+from syncd.core.limiter import Learned
 from syncd.ports import LogEntry, LogLine, Run
 
 GUARD = "guard"
 HEALTH = "health"
+LEARNSTER_LIMIT = "learnster_limit"
 
 
 @guarded
@@ -113,6 +115,16 @@ class SqliteRunLog:
         """Remember whether the deletion guard holds removals (for status and notifications)."""
         state = guard_state(self.guard(), held, message, now)
         set_meta(self._db, GUARD, json.dumps(state) if state else None)
+
+    def learnster_limit(self) -> Learned | None:
+        raw = get_meta(self._db, LEARNSTER_LIMIT)
+        try:
+            return Learned.from_json(json.loads(raw)) if raw else None
+        except ValueError:  # not JSON: learned again
+            return None
+
+    def set_learnster_limit(self, learned: Learned) -> None:
+        set_meta(self._db, LEARNSTER_LIMIT, json.dumps(learned.as_json()))
 
     def health(self) -> dict[str, Any] | None:
         raw = get_meta(self._db, HEALTH)
