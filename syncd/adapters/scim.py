@@ -217,7 +217,7 @@ class ScimSink:
         # The first attempt runs outside tenacity: most requests need no other, and setting
         # up its retry loop cost ~8 % of a request's CPU (measured on 3,000 PATCHes).
         try:
-            return await self._sendonce(method, path, body=body, params=params)
+            return await self._send_once(method, path, body=body, params=params)
         except TransientError as exc:
             failed: TransientError | None = exc
         with _down_when_refused(self.tenant_url):
@@ -226,10 +226,10 @@ class ScimSink:
                     if failed is not None:  # replayed as attempt 1: tenacity waits, counts it
                         error, failed = failed, None
                         raise error
-                    return await self._sendonce(method, path, body=body, params=params)
+                    return await self._send_once(method, path, body=body, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _sendonce(
+    async def _send_once(
         self, method: str, path: str, *, body: Any, params: Mapping[str, str] | None
     ) -> httpx.Response:
         kind = f"{method} /{path.strip('/').split('/')[0]}"
@@ -357,7 +357,7 @@ class ScimSink:
                         found = await self.find_groups(external_id)
                         if found:
                             return found[0]
-                    response = await self._sendonce("POST", "/Groups", body=resource, params=None)
+                    response = await self._send_once("POST", "/Groups", body=resource, params=None)
                     return resource_of("POST", "/Groups", response)
         raise AssertionError("unreachable")  # pragma: no cover
 
