@@ -12,6 +12,8 @@ import httpx
 
 from syncd.adapters.scim import ScimSink
 from syncd.adapters.sqlite import Store
+from syncd.adapters.transport import Answer, Gate
+from syncd.core.limiter import ConcurrencyLimiter
 from syncd.credentials import Secret
 from syncd.errors import ExitCode
 from syncd.fakes.learnster import FakeLearnster
@@ -135,3 +137,49 @@ def test_the_next_cycle_starts_from_what_the_last_learned(
     # Started at the learned limit, probing slowly: never the 8 at once a fresh start sends.
     assert h.learnster.server.peak_in_flight <= learned.limit + 1
     assert_learnster_matches_directory(h)
+
+
+def test_the_gate_admits_in_order_up_to_the_limit_and_survives_a_cancelled_waiter() -> None:
+    async def go() -> None:
+        gate = Gate(ConcurrencyLimiter(2, initial=2))
+        admitted: list[int] = []
+
+        async def request(n: int, hold: asyncio.Event) -> None:
+            sent = await gate.acquire()
+            admitted.append(n)
+            await hold.wait()
+            gate.release(sent, Answer.WRITTEN)
+
+        holds = [asyncio.Event() for _ in range(4)]
+        tasks = [asyncio.create_task(request(n, holds[n])) for n in range(4)]
+        await asyncio.sleep(0.01)
+        assert admitted == [0, 1]  # two at a time
+        assert gate.in_flight == 2
+        tasks[2].cancel()  # a waiter gives up (SIGTERM): its place is not lost to the others
+        await asyncio.sleep(0)
+        holds[0].set()
+        await asyncio.sleep(0.01)
+        assert admitted == [0, 1, 3]
+        holds[1].set()
+        holds[3].set()
+        await asyncio.gather(*(t for i, t in enumerate(tasks) if i != 2))
+        assert gate.in_flight == 0
+
+    run(go())
+
+
+def test_a_throttled_answer_lowers_the_gate_for_the_requests_waiting() -> None:
+    async def go() -> None:
+        gate = Gate(ConcurrencyLimiter(8, initial=8))
+        slots = [await gate.acquire() for _ in range(8)]
+        gate.release(slots.pop(), Answer.THROTTLED)  # 8 × 0.9: 7 may be out
+        assert gate.limiter.allowed == 7
+        waiter = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # 7 are out
+        gate.release(slots.pop(), Answer.FAILED)
+        await asyncio.sleep(0.01)
+        assert waiter.done()
+        assert gate.in_flight == 7
+
+    run(go())

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 import socket
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 from syncd.adapters.sqlite import Store
 from syncd.config import Config, NotifyConfig
@@ -135,6 +133,10 @@ def send_notification(notify: NotifyConfig, transition: Transition) -> bool:
     """E-mail the transition to ``[notify] email_to``; False (logged) when it cannot be sent."""
     if not notify.email_to:
         return False
+    # Imported here: most cycles mail nothing, and smtplib with email costs ~8 ms of start-up.
+    import smtplib
+    from email.message import EmailMessage
+
     host = socket.gethostname()
     message = EmailMessage()
     message["From"] = f"syncd@{host}"
