@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,3 +169,63 @@ def test_an_escrow_another_process_wrote_is_cleared_by_the_next_acknowledgement(
     finally:
         waiting.close()
         other.close()
+
+
+def test_the_compiled_schema_is_what_the_sqlmodel_classes_say() -> None:
+    from syncd.adapters.sqlite import schema, schema_sql
+
+    assert schema.ddl() == schema_sql.STATEMENTS, (
+        "schema.py changed: python -m syncd.adapters.sqlite.schema "
+        "syncd/adapters/sqlite/schema_sql.py"
+    )
+    assert schema_sql.TABLES == schema.TABLES
+
+
+def _shape(database: Path) -> dict[str, object]:
+    with sqlite3.connect(database) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {
+            table: (
+                db.execute(f"PRAGMA table_info({table})").fetchall(),
+                sorted(
+                    (index[1], db.execute(f"PRAGMA index_info({index[1]})").fetchall())
+                    for index in db.execute(f"PRAGMA index_list({table})").fetchall()
+                ),
+            )
+            for table in sorted(tables)
+        }
+
+
+def test_a_new_database_has_the_tables_sqlmodel_would_create_and_no_sqlalchemy(
+    tmp_path: Path,
+) -> None:
+    from syncd.adapters.sqlite import schema
+
+    made_by_sqlmodel = tmp_path / "sqlmodel.db"
+    schema.create_tables(made_by_sqlmodel)
+    made_by_store = tmp_path / "state.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from syncd.adapters.sqlite import Store; Store(sys.argv[1]).close(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')))",
+            str(made_by_store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+    store_shape = _shape(made_by_store)
+    expected = _shape(made_by_sqlmodel)
+    # The store adds the manager lookup's expression index of its own.
+    indexes = dict(store_shape["snapshot_user"][1])  # type: ignore[index]
+    assert "ix_snapshot_user_manager" in indexes
+    columns, snapshot_indexes = store_shape["snapshot_user"]  # type: ignore[misc]
+    store_shape["snapshot_user"] = (
+        columns,
+        [i for i in snapshot_indexes if i[0] != "ix_snapshot_user_manager"],
+    )
+    assert store_shape == expected

@@ -1,8 +1,11 @@
-"""The state database's tables as sqlmodel classes: created with them, read without them.
+"""The state database's tables as sqlmodel classes: the schema's one definition.
 
-Importing sqlmodel (and SQLAlchemy) costs ~0.2 s, a third of a small delta cycle's start, so
-``Store`` imports this module only when a database lacks tables (new, or older than this
-syncd); every cycle reads and writes through plain sqlite3.
+Importing sqlmodel (and SQLAlchemy) costs ~0.2 s and ~30 MB that a process keeps, so syncd
+itself never imports this module: ``ddl()`` compiles these classes to SQLite's CREATE
+statements, kept in ``schema_sql.py``, which ``Store`` runs where a database lacks tables (new,
+or older than this syncd). A test fails when the two differ; regenerate with
+``python -m syncd.adapters.sqlite.schema syncd/adapters/sqlite/schema_sql.py``.
+Every cycle reads and writes through plain sqlite3.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ class MetaRow(SQLModel, table=True):
 
 
 def create_tables(path: Path) -> None:
-    """Create the tables (and their indexes) a database lacks; existing ones are left alone."""
+    """Create the tables (and their indexes) a database lacks, with SQLAlchemy (tests compare
+    a database made so with one made from ``schema_sql``)."""
     engine = create_engine(f"sqlite:///{path}")
     try:
         SQLModel.metadata.create_all(engine)
@@ -126,4 +130,45 @@ def create_tables(path: Path) -> None:
         engine.dispose()
 
 
+def ddl() -> dict[str, tuple[str, ...]]:
+    """Each table's CREATE TABLE and CREATE INDEX statements for SQLite, by table, in order.
+
+    As ``create_all`` does, a table that exists is left alone, its indexes too: an older
+    table's columns arrive with the migrations, then their indexes."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite.dialect()
+    statements: dict[str, tuple[str, ...]] = {}
+    for table in SQLModel.metadata.sorted_tables:
+        indexes = sorted(table.indexes, key=lambda i: str(i.name))
+        compiled = [CreateTable(table).compile(dialect=dialect)]
+        compiled += [CreateIndex(index).compile(dialect=dialect) for index in indexes]
+        statements[table.name] = tuple(" ".join(str(c).split()) for c in compiled)
+    return statements
+
+
 TABLES = frozenset(table.name for table in SQLModel.metadata.sorted_tables)
+
+
+def _module_text() -> str:
+    lines = [
+        '"""Generated from syncd/adapters/sqlite/schema.py by ``python -m',
+        "syncd.adapters.sqlite.schema syncd/adapters/sqlite/schema_sql.py``: do not edit. The",
+        "state database's CREATE statements, run by Store where tables are missing (no",
+        'SQLAlchemy at run time)."""',
+        "",
+        "STATEMENTS: dict[str, tuple[str, ...]] = {",
+        *(f"    {table!r}: {statements!r}," for table, statements in ddl().items()),
+        "}",
+        "",
+        f"TABLES = frozenset({sorted(TABLES)!r})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m syncd.adapters.sqlite.schema FILE
+    import sys
+
+    text = _module_text()  # made before FILE (which importing this package reads) is written
+    Path(sys.argv[1]).write_text(text, encoding="utf-8")

@@ -24,6 +24,7 @@ from syncd.adapters.sqlite.inspect import (
 )
 from syncd.adapters.sqlite.ledger import SqliteLedger
 from syncd.adapters.sqlite.runs import SqliteRunLog
+from syncd.adapters.sqlite.schema_sql import STATEMENTS
 from syncd.adapters.sqlite.snapshot import SqliteSnapshot
 from syncd.core.records import user_name_key
 from syncd.errors import LockHeld, StateError
@@ -73,16 +74,13 @@ class Store:
         """Refuse damage or a newer schema; create what a new or older database lacks."""
         db = self._raw
         schema = inspect_schema(db, self.path, existed=existed)
-        if TABLES - schema.tables:  # new, or older than this syncd: only then is sqlmodel needed
-            from syncd.adapters.sqlite.schema import create_tables
-
-            try:
-                create_tables(self.path)
-            except Exception as exc:  # SQLAlchemy wraps sqlite3's error
-                cause = exc.__cause__ or exc.__context__ or exc
-                if isinstance(cause, sqlite3.Error):
-                    raise state_error(cause, self.path) from exc
-                raise
+        missing = TABLES - schema.tables  # a new database, or one older than this syncd
+        if missing:
+            with db:
+                for table, statements in STATEMENTS.items():  # sqlmodel's, compiled (schema.py)
+                    if table in missing:
+                        for statement in statements:
+                            db.execute(statement)
         stored, version = schema.version, schema.version or SCHEMA_VERSION
         if stored is None:
             with db:
