@@ -120,6 +120,10 @@ def test_daemon_notifies_systemd_serves_metrics_and_stops_on_sigterm(
         assert metrics["syncd_last_cycle_exit_code"] == 0
         assert metrics["syncd_last_success_timestamp_seconds"] > time.time() - 120
         assert metrics["syncd_objects_in_retry"] == 0
+        assert metrics['syncd_last_cycle_concurrency{value="ceiling"}'] == 8  # max_concurrency
+        assert 1 <= metrics['syncd_last_cycle_concurrency{value="limit"}'] <= 8
+        assert metrics['syncd_last_cycle_learnster_latency_seconds{value="smoothed"}'] > 0
+        assert metrics["syncd_last_cycle_throttled_requests"] == 0
 
         # SIGHUP: the configuration is read again and the new schedule applies.
         text = h.config_path.read_text().replace('cron = "0 2 * * *"', 'cron = "15 4 * * *"')

@@ -67,5 +67,8 @@ def test_a_delta_sync_with_json_output_loads_only_what_it_needs(
         check=True,
     )
     code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
-    assert json.loads(done.stdout)["scim_requests"] == {"PATCH /Users": 1}
+    report = json.loads(done.stdout)
+    assert report["scim_requests"] == {"PATCH /Users": 1}
+    assert report["concurrency"]["ceiling"] == 8  # the limiter's state, in --json
+    assert report["concurrency"]["throttled"] == 0
     assert (code, loaded) == (0, [])
