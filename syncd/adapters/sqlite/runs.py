@@ -82,7 +82,7 @@ class SqliteRunLog:
             self._db.executemany(
                 "INSERT INTO provisioning_log (run_id, at, object_id, label, operation, outcome, "
                 "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, now, *entry) for entry in entries],
+                ((run_id, now, *entry) for entry in entries),  # streamed: no list of rows
             )
 
     def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
