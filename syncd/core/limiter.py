@@ -7,13 +7,14 @@ Nobody knows a Learnster tenant's capacity, so the sink finds it (docs/ARCHITECT
   trip) until the first sign of congestion or the ceiling (``max_concurrency``).
 - **Throttling** (429, 503, a timeout): the limit drops at once to just under what Learnster
   has been delivering (successes per second over the last second × their latency: the
-  concurrency that rate needs), and never above ``backoff`` × the limit. One decrease per
-  round trip: the answers already on their way say nothing new.
-- **Latency.** When the smoothed latency exceeds ``tolerance`` × the lowest it has been,
-  requests are queueing inside Learnster: the limit is multiplied by ``backoff``.
+  concurrency that rate needs), and never above ``backoff`` × the limit. One such decrease
+  per round trip; each further throttle within it takes one slot more.
+- **Latency.** When the smoothed latency exceeds ``tolerance`` × the base (the lowest a
+  faster average has been) plus the jitter seen while no queue showed, requests are queueing
+  inside Learnster: the limit is multiplied by ``backoff``.
 - **Probing.** Otherwise, when the limit is what holds requests back, it grows additively:
   ``probe`` slots per round trip once Learnster has throttled (slowly, so that touching its
-  limit again costs few 429s), one per round trip after latency alone.
+  limit again costs few 429s), ``latency_probe`` after latency alone.
 
 Pure: time comes in as arguments (seconds on any monotonic clock); no I/O, no asyncio.
 """
@@ -106,6 +107,7 @@ class ConcurrencyLimiter:
         tolerance: float = 1.25,
         backoff: float = 0.9,
         probe: float = 0.02,
+        latency_probe: float = 0.25,
         learned: Learned | None = None,
     ) -> None:
         """``learned``: what the last cycle found. It starts at that limit without slow start,
@@ -118,6 +120,7 @@ class ConcurrencyLimiter:
         self._tolerance = tolerance
         self._backoff = backoff
         self._probe = probe
+        self._latency_probe = latency_probe
         self._slow_start = True
         self._was_throttled = False
         self._resumed = learned is not None
@@ -125,7 +128,7 @@ class ConcurrencyLimiter:
             self._limit = float(max(floor, min(learned.limit, ceiling)))
             self._slow_start = False
             self._was_throttled = learned.throttled
-        self._base: float | None = None  # lowest smoothed latency seen
+        self._base: float | None = None  # what latency is judged against (_queueing)
         self._samples = 0
         self._smoothed: float | None = None
         self._recent: float | None = None
@@ -157,7 +160,7 @@ class ConcurrencyLimiter:
         if self._slow_start:
             self._limit += 1.0
         else:
-            gain = self._probe if self._was_throttled else 0.25
+            gain = self._probe if self._was_throttled else self._latency_probe
             self._limit += gain / self._limit
         if self._limit >= self.ceiling:
             self._limit = float(self.ceiling)
@@ -192,6 +195,12 @@ class ConcurrencyLimiter:
         """A 429, a 503 or a timeout: Learnster has more than it can take."""
         self.throttled += 1
         self._was_throttled = True
+        if now < self._hold_until:
+            # Throttled again within the round trip the last decrease left: it did not go far
+            # enough. A 429 comes back at once, so without this the freed slot would be refilled
+            # at once, and throttled again, for the whole round trip.
+            self._limit = max(float(self.floor), self._limit - 1.0)
+            return
         target = self._limit * self._backoff
         if self._smoothed is not None and self._delivered:
             span = now - self._delivered[0]
@@ -199,12 +208,6 @@ class ConcurrencyLimiter:
                 # Little's law: requests in flight = rate × time each spends in flight.
                 delivered = len(self._delivered) / span * self._smoothed
                 target = min(target, self._backoff * delivered)
-        if now < self._hold_until:
-            # Throttled again within the round trip the last decrease left: it did not go far
-            # enough. A 429 comes back at once, so without this the freed slot would be refilled
-            # at once, and throttled again, for the whole round trip.
-            self._limit = max(float(self.floor), self._limit - 1.0)
-            return
         self._decrease(now, target)
 
     def _decrease(self, now: float, target: float) -> None:
