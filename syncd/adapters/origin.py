@@ -36,6 +36,11 @@ def host_of(url: str | httpx.URL) -> str:
     return f"{parsed.host}:{port}" if parsed.host else "no host"
 
 
+def redirect_target(location: str) -> str:
+    """Where a refused redirect pointed, for its message: its host and port, never the URL."""
+    return f"to {host_of(location)}" if location else "without a Location"
+
+
 @dataclass(frozen=True)
 class Origin:
     """Scheme, host, port and path prefix of a base URL; the URLs that stay inside it."""

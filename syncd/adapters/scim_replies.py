@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 
 import httpx
 
-from syncd.adapters.origin import host_of
+from syncd.adapters.origin import redirect_target
 from syncd.adapters.transport import parse_retry_after
 from syncd.errors import (
     BadResponseError,
@@ -83,9 +83,7 @@ def classify(method: str, path: str, response: httpx.Response) -> SyncdError:
     if 300 <= status < 400:  # never followed: the Secret Token stays with tenant_url
         location = response.headers.get("location", "")
         return RejectedError(
-            f"{where}: a redirect {f'to {host_of(location)}' if location else 'without a Location'}"
-            ": not followed",
-            status=status,
+            f"{where}: a redirect {redirect_target(location)}: not followed", status=status
         )
     if status == 401:
         return CredentialsRefused(

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from syncd.adapters.origin import host_of
+from syncd.adapters.origin import redirect_target
 from syncd.config import MAX_RESPONSE_BYTES
 from syncd.core.limiter import ConcurrencyLimiter
 
@@ -208,8 +208,7 @@ class RedirectRefused(Exception):
     """An answer that sends syncd elsewhere (3xx): never followed, names where it points."""
 
     def __init__(self, status: int, location: str) -> None:
-        where = f"to {host_of(location)}" if location else "without a Location"
-        super().__init__(f"a redirect (HTTP {status}) {where}: not followed")
+        super().__init__(f"a redirect (HTTP {status}) {redirect_target(location)}: not followed")
         self.status = status
 
 
