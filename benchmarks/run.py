@@ -36,7 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -262,6 +264,7 @@ class ChildResult:
     sys_seconds: float
     peak_rss_mb: float
     timed_out: bool
+    started_at: float  # time.monotonic() just before the child was started
 
 
 def _run_child(
@@ -272,24 +275,27 @@ def _run_child(
     timeout: float,
     cwd: Path = ROOT,
 ) -> ChildResult:
-    """Run ``cmd`` to completion and reap it with ``os.wait4`` for its own resource usage."""
+    """Run ``cmd`` to completion and reap it with ``os.wait4`` for its own resource usage.
+
+    The wait blocks (a timer kills the child at the timeout): polling would add up to a
+    poll interval to every wall time.
+    """
+    started_at = time.monotonic()
     started = time.perf_counter()
     process = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=cwd
     )
-    deadline = time.monotonic() + timeout
-    timed_out = False
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
     try:
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                timed_out = True
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.01)
+        _pid, status, usage = os.wait4(process.pid, 0)
     except BaseException:
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -298,6 +304,8 @@ def _run_child(
                 os.wait4(process.pid, 0)
             process.returncode = -9
         raise
+    finally:
+        timer.cancel()
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
     return ChildResult(
@@ -306,8 +314,23 @@ def _run_child(
         user_seconds=usage.ru_utime,
         sys_seconds=usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
-        timed_out=timed_out,
+        timed_out=expired.is_set(),
+        started_at=started_at,
     )
+
+
+def _first_request_at(fake: Fake | None, *, reset: bool = False) -> float | None:
+    """The fake Learnster's time.monotonic() of its first request since the last reset."""
+    if fake is None or not fake.url:
+        return None
+    origin = fake.url.split("/scim/", 1)[0]
+    request = urllib.request.Request(f"{origin}/_fake/timing", method="DELETE" if reset else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            value = None if reset else json.loads(answer.read()).get("first_request_at")
+    except (OSError, ValueError):  # a fake from before /_fake/timing (bench-compare's base)
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 # ---------------------------------------------------------------------------- syncd runs
@@ -329,6 +352,7 @@ class RunResult:
     scim_total: int
     ideal_seconds: float
     wall_over_ideal: float | None
+    first_scim_seconds: float | None  # process start to Learnster's first request
     graph_read_cpu_seconds: float | None  # syncd's own timing of its Graph read
     graph_read_share: float | None  # that CPU time as a share of the wall time
     outcomes: dict[str, dict[str, int]]
@@ -408,8 +432,11 @@ def _sync(
     out_path = workdir / f"sync-{name}.stdout.json"
     err_path = workdir / f"sync-{name}.stderr.log"
     cpu_before = {f.name: _proc_cpu_seconds(f.process.pid) for f in fakes}
+    learnster = next((f for f in fakes if f.name == "learnster"), None)
+    _first_request_at(learnster, reset=True)
     with out_path.open("wb") as out, err_path.open("wb") as errf:
         child = _run_child(cmd, env, out, errf, args.run_timeout, cwd)
+    first_request = _first_request_at(learnster)
     fake_cpu: dict[str, float | None] = {}
     for f in fakes:
         before, after = cpu_before[f.name], _proc_cpu_seconds(f.process.pid)
@@ -441,6 +468,9 @@ def _sync(
         scim_total=scim_total,
         ideal_seconds=round(ideal, 3),
         wall_over_ideal=round(child.wall_seconds / ideal, 3) if ideal > 0 else None,
+        first_scim_seconds=(
+            None if first_request is None else round(first_request - child.started_at, 3)
+        ),
         graph_read_cpu_seconds=read_seconds,
         graph_read_share=(
             round(read_seconds / child.wall_seconds, 3)
@@ -611,7 +641,8 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
     with_read = any(run.graph_read_share is not None for run in runs)
     table = Table(title=title, title_justify="left")
     columns = ["run", "exit", "wall s", "CPU s", "peak RSS MB", "Graph req", "SCIM req"]
-    columns += ["ideal s", "wall/ideal", *(["Graph read CPU %"] if with_read else [])]
+    columns += ["ideal s", "wall/ideal", "to 1st SCIM s"]
+    columns += ["Graph read CPU %"] if with_read else []
     columns += ["fake Graph CPU s", "fake Learnster CPU s"]
     columns += ["limit (end)", "mean latency ms", "429 %"]
     limited = bool(args.rate_limit)
@@ -631,6 +662,7 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
             f"{run.scim_total:,}",
             _fmt(run.ideal_seconds, 2),
             _fmt(run.wall_over_ideal, 3),
+            _fmt(run.first_scim_seconds, 3),
             *read,
             _fmt(run.fake_cpu_seconds.get("graph"), 1),
             _fmt(run.fake_cpu_seconds.get("learnster"), 1),
@@ -657,6 +689,14 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
         console.print(
             f"changed cycles: wall/ideal median {statistics.median(repeated):.3f}, "
             f"min {min(repeated):.3f}, max {max(repeated):.3f} ({len(repeated)} runs)"
+        )
+    firsts = [
+        r.first_scim_seconds for r in runs if r.name.startswith("changed") and r.first_scim_seconds
+    ]
+    if len(firsts) > 1:
+        console.print(
+            f"changed cycles: process start to first SCIM request median "
+            f"{statistics.median(firsts):.3f} s, min {min(firsts):.3f}, max {max(firsts):.3f}"
         )
     for run in runs:
         if run.error:

@@ -68,13 +68,18 @@ def graph_access_token() -> Secret:
     return read_secret("SYNCD_GRAPH_ACCESS_TOKEN", "graph-access-token", "", "Graph access token")
 
 
-def tls_verify(ca_file: str) -> ssl.SSLContext:
+def tls_verify(ca_file: str, *, used: bool = True) -> ssl.SSLContext:
     """What httpx should verify server certificates with.
 
     Without ``ca_file``: certifi's bundle, as httpx uses by default; with it: the system store
     plus that file. Built once per file (and its modification time): loading a CA store costs
-    ~15 ms, and every client of a cycle can share the same context.
+    ~15 ms, and every client of a cycle can share the same context. ``used=False`` (plain
+    http on loopback, no https proxy) and no ``ca_file`` to check: a context that trusts no
+    certificate, so nothing is loaded for connections that never speak TLS (any that did
+    would fail closed).
     """
+    if not used and not ca_file:
+        return _TRUSTS_NOTHING
     stamp = os.stat(ca_file).st_mtime_ns if ca_file and os.path.exists(ca_file) else 0
     key = (ca_file, stamp)
     context = _TLS_CONTEXTS.get(key)
@@ -94,6 +99,7 @@ def tls_verify(ca_file: str) -> ssl.SSLContext:
 
 
 _TLS_CONTEXTS: dict[tuple[str, int], ssl.SSLContext] = {}
+_TRUSTS_NOTHING = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA loaded
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -1177,3 +1177,19 @@ def test_user_name_lookup_is_indexed() -> None:
         assert per_request < 0.001
     finally:
         fake.stop()
+
+
+def test_timing_tells_when_the_first_request_since_a_reset_came(
+    fake: FakeLearnster, client: httpx.Client
+) -> None:
+    origin = fake.base_url.split("/scim/", 1)[0]
+    assert httpx.delete(f"{origin}/_fake/timing").status_code == 204
+    assert httpx.get(f"{origin}/_fake/timing").json() == {"first_request_at": None}
+    before = time.monotonic()
+    client.get("/Users")
+    time.sleep(0.05)
+    client.get("/Groups")  # later requests do not move it
+    first = httpx.get(f"{origin}/_fake/timing").json()["first_request_at"]
+    assert before <= first <= before + 0.05
+    httpx.delete(f"{origin}/_fake/timing")
+    assert httpx.get(f"{origin}/_fake/timing").json() == {"first_request_at": None}

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+
 import pytest
 
 from syncd.adapters.origin import Origin, shown
+from syncd.adapters.transport import speaks_tls
+from syncd.credentials import tls_verify
+from syncd.errors import ConfigError
 
 GRAPH = Origin.of("https://graph.microsoft.com/v1.0")
 
@@ -61,3 +67,30 @@ def test_a_url_is_shown_without_its_query_or_user_information() -> None:
     assert shown(url) == "https://graph.microsoft.com/v1.0/users/delta"
     assert shown("https://x.example:8443/scim/v2?token=1") == "https://x.example:8443/scim/v2"
     assert shown("https://x.example/\ud800") == "a malformed URL"
+
+
+@pytest.mark.parametrize(
+    ("url", "proxy", "expected"),
+    [
+        ("http://127.0.0.1:8080/scim/v2", None, False),
+        ("https://learnster.example/scim/v2", None, True),
+        ("http://127.0.0.1:8080/v1.0", "https://proxy.example:3128", True),
+        ("http://127.0.0.1:8080/v1.0", "http://proxy.example:3128", False),
+    ],
+)
+def test_only_https_or_an_https_proxy_speaks_tls(
+    url: str, proxy: str | None, expected: bool
+) -> None:
+    assert speaks_tls(url, proxy) is expected
+
+
+def test_a_context_for_plain_http_trusts_nothing_and_still_checks_a_ca_file(
+    tmp_path: Path,
+) -> None:
+    unused = tls_verify("", used=False)
+    assert unused.verify_mode == ssl.CERT_REQUIRED
+    assert unused.check_hostname
+    assert unused.cert_store_stats()["x509_ca"] == 0  # any TLS through it fails closed
+    assert tls_verify("").cert_store_stats()["x509_ca"] > 0
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        tls_verify(str(tmp_path / "missing.pem"), used=False)

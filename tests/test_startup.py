@@ -72,3 +72,46 @@ def test_a_delta_sync_with_json_output_loads_only_what_it_needs(
     assert report["concurrency"]["ceiling"] == 8  # the limiter's state, in --json
     assert report["concurrency"]["throttled"] == 0
     assert (code, loaded) == (0, [])
+
+
+_LAUNCH_AND_REPORT = """
+import gc, json, os, sys
+import syncd.__main__ as launcher
+
+exit_now = os._exit
+
+def report(code):
+    absent = ("h2", "msgraph.generated.models.o_data_errors.o_data_error")
+    loaded = sorted(m for m in absent if sys.modules.get(m) is not None)
+    print(json.dumps([code, loaded, gc.isenabled()]), file=sys.stderr)
+    sys.stderr.flush()
+    exit_now(code)
+
+os._exit = report  # the console script's own exit, observed
+sys.argv = ["syncd", "sync", "--json", "--config", sys.argv[1]]
+launcher.entry()
+"""
+
+
+def test_the_console_script_starts_without_http2_or_graph_models_and_collects_again(
+    make_harness: Callable[..., Harness],
+) -> None:
+    # syncd.__main__.entry is the console script: h2 (HTTP/2, never spoken) and the Graph
+    # error model (needed only for an error) are not imported, and the collector that was
+    # off while modules were imported runs again for the cycle.
+    h = make_harness(users=20)
+    assert h.sync().exit_code == ExitCode.OK
+    user = next(u for u in h.graph.users if u.get("accountEnabled"))
+    h.graph.update_user(user["id"], jobTitle="Launched")
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCH_AND_REPORT, str(h.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    code, loaded, collecting = json.loads(done.stderr.strip().splitlines()[-1])
+    assert json.loads(done.stdout)["scim_requests"] == {"PATCH /Users": 1}
+    assert (code, loaded, collecting) == (0, [], True)
+    titles = [u.get("title") for u in h.learnster.users.values()]
+    assert titles.count("Launched") == 1

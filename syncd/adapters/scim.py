@@ -37,6 +37,7 @@ from syncd.adapters.transport import (
     drain_bounded,
     environment_proxy,
     read_bounded,
+    speaks_tls,
 )
 from syncd.config import Config, learnster_token
 from syncd.core.limiter import ConcurrencyLimiter, Learned, LimiterState
@@ -105,11 +106,13 @@ class ScimSink:
         # concurrent request: the client layer above it (URL merging, cookies, auth and
         # redirect hooks, a pool that checks every idle connection) cost a quarter of syncd's
         # CPU per request, and syncd needs none of it (profiled at 100,000 users).
+        proxy = environment_proxy(self.tenant_url)
         self._new_transport = functools.partial(
             httpx.AsyncHTTPTransport,
-            verify=tls_verify(ca_file),  # one TLS context for every connection
+            # one TLS context for every connection
+            verify=tls_verify(ca_file, used=speaks_tls(self.tenant_url, proxy)),
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            proxy=environment_proxy(self.tenant_url),
+            proxy=proxy,
         )
         self._headers = {
             "Authorization": f"Bearer {token.reveal()}",

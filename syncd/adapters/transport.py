@@ -48,6 +48,12 @@ def environment_proxy(url: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
+def speaks_tls(url: str, proxy: str | None) -> bool:
+    """Whether connections for ``url`` (through ``proxy``) can need TLS at all."""
+    schemes = {urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(proxy or "").scheme}
+    return "https" in schemes
+
+
 class Pacer:
     """Client-side rate limit: requests start at most ``rate`` per second, evenly spaced."""
 

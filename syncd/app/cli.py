@@ -159,6 +159,7 @@ def entry() -> NoReturn:
     # What the imports made lives as long as the process: keep the collector from walking it
     # again and again (a full collection took ~20 ms of a small delta cycle).
     gc.freeze()
+    gc.enable()  # off while the modules were imported (syncd.__main__)
     code = main()
     logging.shutdown()
     sys.stdout.flush()

@@ -35,6 +35,8 @@ class LoggedRequest:
     fault: str | None = None
 
 
+TIMING_PATH = "/_fake/timing"  # outside the SCIM prefix, answered without a token
+
 # --------------------------------------------------------------------------- the fake
 
 
@@ -68,6 +70,9 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
         self.users: dict[str, Resource] = {}
         self.groups: dict[str, Resource] = {}
         self.requests: list[LoggedRequest] = []
+        # time.monotonic() (one clock for every process on the host) of the first request
+        # since the last reset: how long a syncd process took to its first request (bench).
+        self.first_request_at: float | None = None
         self._lock = threading.Lock()
         self._scripted: deque[_Fault] = deque()
         self._rejections: dict[str, ScimFault] = {}
@@ -196,6 +201,11 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
     # ---------------------------------------------------------------- HTTP entry point
 
     def _app(self, request: Request) -> Response:
+        if request.path == TIMING_PATH:
+            return self._timing(request)
+        with self._lock:
+            if self.first_request_at is None:
+                self.first_request_at = request.received_at
         if self.bucket is not None:
             retry_after = self.bucket.take()
             if retry_after is not None:  # answered at once: a rate limit costs the server little
@@ -206,6 +216,14 @@ class FakeLearnster(_Endpoints, _Discovery, _Faults):
             return self._serve(request, request.received_at)
         with self.workers.serving() as started:
             return self._serve(request, max(started, request.received_at))
+
+    def _timing(self, request: Request) -> Response:
+        """``GET /_fake/timing``: ``{"first_request_at": monotonic|null}``; ``DELETE`` resets."""
+        with self._lock:
+            if request.method == "DELETE":
+                self.first_request_at = None
+                return Response(204)
+            return Response.json({"first_request_at": self.first_request_at})
 
     def _serve(self, request: Request, started: float) -> Response:
         path = request.path
