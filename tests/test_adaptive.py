@@ -13,7 +13,7 @@ import httpx
 from syncd.adapters.scim import ScimSink
 from syncd.adapters.sqlite import Store
 from syncd.adapters.transport import Answer, Gate
-from syncd.core.limiter import ConcurrencyLimiter
+from syncd.core.limiter import ConcurrencyLimiter, Learned
 from syncd.credentials import Secret
 from syncd.errors import ExitCode
 from syncd.fakes.learnster import FakeLearnster
@@ -152,6 +152,29 @@ def test_the_next_cycle_starts_from_what_the_last_learned(
     assert not again.sending.slow_start
     # Started at the learned limit, probing slowly: never the 8 at once a fresh start sends.
     assert h.learnster.server.peak_in_flight <= learned.limit + 1
+    assert_learnster_matches_directory(h)
+
+
+def test_a_cycle_that_reached_the_ceiling_lets_the_next_start_there(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(users=60)
+    h.edit_config("max_concurrency = 8", "max_concurrency = 16")
+    h.learnster.latency_ms = 200  # far above what serving costs the fake: no queue shows
+    assert h.sync().exit_code == ExitCode.OK
+    store = Store(h.config.state_database)
+    try:
+        assert store.runs.learnster_limit() == Learned(16, throttled=False, capped=True)
+    finally:
+        store.close()
+
+    for user in [u for u in h.graph.users if u.get("accountEnabled")][:16]:
+        h.graph.update_user(user["id"], jobTitle="At the ceiling")
+    h.learnster.server.reset_peak()
+    again = h.sync()
+    assert again.exit_code == ExitCode.OK, again.failures
+    # All 16 PATCHes out at once: a fresh start would send 8, then climb.
+    assert h.learnster.server.peak_in_flight == 16
     assert_learnster_matches_directory(h)
 
 

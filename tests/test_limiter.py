@@ -119,19 +119,58 @@ def test_a_cycle_starts_where_the_last_one_learned_without_slow_start() -> None:
     assert outcome.throttled_share <= 0.02
 
 
-def test_nothing_is_learned_while_nothing_limited_and_a_learned_limit_is_kept_in_bounds() -> None:
-    limiter = ConcurrencyLimiter(16)
-    simulate(limiter, Server(latency=0.05), 500)
-    assert limiter.learned() is None  # the ceiling was reached: nothing to remember
+def test_nothing_is_learned_in_slow_start_and_a_learned_limit_is_kept_in_bounds() -> None:
+    limiter = ConcurrencyLimiter(16, initial=4)
+    simulate(limiter, Server(latency=0.05), 6)  # still climbing: nothing to remember
+    assert limiter.allowed < 16
+    assert limiter.learned() is None
     assert ConcurrencyLimiter(8, learned=Learned(limit=40, throttled=False)).allowed == 8
     assert ConcurrencyLimiter(8, learned=Learned(limit=3, throttled=False)).learned() == Learned(
         3, False
     )
 
 
+def test_a_ceiling_reached_without_congestion_is_where_the_next_cycle_starts() -> None:
+    limiter = ConcurrencyLimiter(16, initial=8)
+    simulate(limiter, Server(latency=0.05), 500)
+    capped = limiter.learned()
+    assert capped == Learned(16, throttled=False, capped=True)
+
+    again = ConcurrencyLimiter(16, initial=8, learned=capped)
+    assert again.allowed == 16  # no climb from 8 again
+    outcome = simulate(again, Server(latency=0.05), 32)  # a small cycle: two round trips
+    assert outcome.seconds == pytest.approx(0.10)  # from 8 it would take three
+    assert again.learned() == capped
+
+    # The ceiling raised since: slow start goes on from the old one, nothing pushed back.
+    raised = ConcurrencyLimiter(64, initial=8, learned=capped)
+    assert raised.allowed == 16
+    assert raised.state().slow_start
+    simulate(raised, Server(latency=0.05), 2_000)
+    assert raised.allowed == 64
+    assert raised.learned() == Learned(64, throttled=False, capped=True)
+
+    # Congestion under a capped start: what is learned is that limit, no longer capped.
+    limited = ConcurrencyLimiter(64, initial=8, learned=Learned(64, False, capped=True))
+    simulate(limited, Server(latency=0.05, rate_limit=200), 3_000)
+    learned = limited.learned()
+    assert learned is not None
+    assert learned.throttled
+    assert not learned.capped
+    assert learned.limit < 64
+
+
 @pytest.mark.parametrize(
     "stored",
-    [None, [], {"limit": "10", "throttled": True}, {"limit": 0, "throttled": False}, {"limit": 5}],
+    [
+        None,
+        [],
+        {"limit": "10", "throttled": True},
+        {"limit": 0, "throttled": False},
+        {"limit": 5},
+        {"limit": 5, "throttled": False, "capped": "yes"},
+        {"limit": 5, "throttled": True, "capped": True},  # a cap is reached without throttling
+    ],
 )
 def test_a_stored_value_that_is_not_a_learned_limit_is_ignored(stored: object) -> None:
     assert Learned.from_json(stored) is None

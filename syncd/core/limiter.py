@@ -4,7 +4,9 @@ Nobody knows a Learnster tenant's capacity, so the sink finds it (docs/ARCHITECT
 "Adaptive concurrency"). The limit is congestion control in the spirit of TCP's:
 
 - **Slow start.** From ``initial``, one more slot per success (the limit doubles per round
-  trip) until the first sign of congestion or the ceiling (``max_concurrency``).
+  trip) until the first sign of congestion or the ceiling (``max_concurrency``). A cycle
+  starts where the last one ended instead (``Learned``): at its limit after congestion, or
+  at the ceiling it reached without any, going on with slow start if the ceiling was raised.
 - **Throttling** (429, 503, a timeout): the limit drops at once to just under what Learnster
   has been delivering (successes per second over the last second × their latency: the
   concurrency that rate needs), and never above ``backoff`` × the limit. One such decrease
@@ -40,14 +42,15 @@ _RATE_WINDOW = 1.0
 @dataclass(frozen=True)
 class Learned:
     """What one cycle learned of Learnster, for the next to start from (kept in the state):
-    the limit it ended with, after Learnster throttled or queued (a cycle that met neither
-    learned nothing)."""
+    the limit it ended with, after Learnster throttled or queued; or, ``capped``, the ceiling
+    it reached with no sign of either (a cycle that reached neither learned nothing)."""
 
     limit: int
     throttled: bool
+    capped: bool = False
 
     def as_json(self) -> dict[str, object]:
-        return {"limit": self.limit, "throttled": self.throttled}
+        return {"limit": self.limit, "throttled": self.throttled, "capped": self.capped}
 
     @classmethod
     def from_json(cls, data: object) -> Learned | None:
@@ -55,9 +58,12 @@ class Learned:
         if not isinstance(data, dict):
             return None
         limit, throttled = data.get("limit"), data.get("throttled")
+        capped = data.get("capped", False)  # absent in what the first version wrote
         if type(limit) is not int or limit < 1 or not isinstance(throttled, bool):
             return None
-        return cls(limit, throttled)
+        if not isinstance(capped, bool) or (capped and throttled):
+            return None
+        return cls(limit, throttled, capped)
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ class ConcurrencyLimiter:
         learned: Learned | None = None,
     ) -> None:
         """``learned``: what the last cycle found. It starts at that limit without slow start,
-        so that it does not run into the same 429s or queue every night."""
+        so that it does not run into the same 429s or queue every night; from a ``capped``
+        one (the last ceiling, reached with no congestion) slow start goes on above it."""
         if ceiling < 1 or floor < 1 or floor > ceiling:
             raise ValueError(f"ceiling {ceiling} and floor {floor}: need 1 <= floor <= ceiling")
         self.ceiling = ceiling
@@ -124,9 +131,10 @@ class ConcurrencyLimiter:
         self._slow_start = True
         self._was_throttled = False
         self._resumed = learned is not None
+        self._capped_start = learned is not None and learned.capped
         if learned is not None:
             self._limit = float(max(floor, min(learned.limit, ceiling)))
-            self._slow_start = False
+            self._slow_start = learned.capped
             self._was_throttled = learned.throttled
         self._base: float | None = None  # what latency is judged against (_queueing)
         self._samples = 0
@@ -220,9 +228,14 @@ class ConcurrencyLimiter:
 
     def learned(self) -> Learned | None:
         """What the next cycle may start from (where this one began from what the last
-        learned, what probing made of that); None while nothing limited any cycle."""
-        limited = self.backoffs or self._resumed
-        return Learned(self.allowed, self._was_throttled) if limited else None
+        learned, what probing made of that); None while no cycle met congestion or reached
+        the ceiling (a small one still in slow start)."""
+        if self.backoffs or (self._resumed and not self._capped_start):
+            return Learned(self.allowed, self._was_throttled)
+        if self._resumed or self.allowed >= self.ceiling:
+            # No congestion: the next cycle need not climb from the initial limit again.
+            return Learned(self.allowed, False, capped=True)
+        return None
 
     def state(self) -> LimiterState:
         return LimiterState(
