@@ -256,10 +256,11 @@ def run_install(
     force: bool = False,
     units_only: bool = False,
     executable: str | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """``syncd install``: put the files in place, say what was done and what comes next."""
+    out, err = out or sys.stdout, err or sys.stderr
     name = check_instance(instance) if instance is not None else None
     command = check_executable(executable or str(running_executable()))
     if command.startswith(_HIDDEN):
