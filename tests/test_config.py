@@ -13,7 +13,7 @@ from syncd.config import learnster_token, load_config, parse_config
 from syncd.credentials import Secret
 from syncd.errors import ConfigError
 
-EXAMPLE = Path(__file__).parent.parent / "config" / "syncd.example.toml"
+EXAMPLE = Path(__file__).parent.parent / "syncd" / "share" / "config" / "syncd.example.toml"
 
 
 CLAUSE = {"attribute": "department", "operator": "EQUALS", "value": "Sales"}

@@ -86,6 +86,44 @@ def _add_cycle_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     apply.add_argument("--json", action="store_true")
 
 
+def _add_install_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """install: the systemd units and a configuration (syncd/app/install.py, imported on use)."""
+    install = commands.add_parser(
+        "install",
+        parents=[common],
+        help="put the systemd units, a configuration and the credentials directory in place "
+        "(--config unused)",
+        description="Writes the units to ROOT/etc/systemd/system/, the example configuration "
+        "to ROOT/etc/syncd/NAME.toml (syncd.toml without --instance) and makes "
+        "ROOT/etc/syncd/credentials/[NAME/] (mode 0700). A file that differs from what it "
+        "would write is never replaced without --force (exit 2); an identical one is left.",
+    )
+    install.add_argument(
+        "--instance",
+        metavar="NAME",
+        help="one of several instances: the template units syncd@.service, "
+        "syncd-once@.service and syncd-once@.timer, with /etc/syncd/NAME.toml and its state "
+        "in /var/lib/syncd/NAME/ (default: the single-instance units syncd.service, "
+        "syncd-once.service and syncd.timer)",
+    )
+    install.add_argument(
+        "--root", metavar="DIR", default="/", help="install under DIR instead of / (images)"
+    )
+    install.add_argument(
+        "--force", action="store_true", help="replace files that differ (an edited config too)"
+    )
+    install.add_argument(
+        "--units-only",
+        action="store_true",
+        help="only the units, keeping the configuration (after upgrading syncd)",
+    )
+    install.add_argument(
+        "--executable",
+        metavar="PATH",
+        help="the syncd the units run (default: this one, e.g. /opt/syncd/bin/syncd)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -141,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--users", type=int, default=200)
     demo.add_argument("--seed", type=int, default=7)
+    _add_install_command(commands, common)
     return parser
 
 
@@ -175,6 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from syncd.app.demo import run_demo
 
             return run_demo(users=args.users, seed=args.seed, console=_console())
+        if args.command == "install":
+            from syncd.app.install import run_install
+
+            return run_install(
+                args.instance,
+                args.root,
+                force=args.force,
+                units_only=args.units_only,
+                executable=args.executable,
+            )
         if args.command == "run":
             from syncd.app.daemon import Daemon
 
