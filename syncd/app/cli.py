@@ -44,6 +44,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: syncd's version with msgraph-sdk's and Python's, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the versions of syncd, msgraph-sdk and Python, and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            sdk = f"msgraph-sdk {version('msgraph-sdk')}"
+        except PackageNotFoundError:
+            sdk = "msgraph-sdk not installed"
+        print(f"syncd {__version__} ({sdk}, Python {platform.python_version()})")
+        parser.exit()
+
+
 def _interval(text: str) -> float:
     """``--every``'s SECONDS: a finite number, at least 1 (a cycle needs a moment of its own)."""
     try:
@@ -97,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
     )
     parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
-    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     _add_cycle_commands(commands, common)
