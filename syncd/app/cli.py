@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from syncd import __version__
 from syncd.adapters.sqlite import Store
 from syncd.app.health import Metrics, after_cycle
-from syncd.app.logs import under_systemd
+from syncd.app.logs import LEVELS, json_lines, under_systemd, use_config_format
 from syncd.app.output import Status, print_plan, print_report, print_status, report_to_json
 from syncd.app.state import add_state_commands, check_state, cmd_state
 from syncd.app.wiring import sync_once
-from syncd.config import Config, config_path, load_config
+from syncd.config import LOG_FORMATS, Config, config_path, load_config
 from syncd.core.limiter import LimiterState
 from syncd.core.snapshot import labels_of
 from syncd.cycle.apply import Progress
@@ -113,7 +113,18 @@ def _parser() -> argparse.ArgumentParser:
         help="configuration file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)",
     )
     common.add_argument(
-        "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
+        "--log-level",
+        type=str.lower,
+        choices=LEVELS,
+        metavar="LEVEL",
+        help="debug, info, warning, error or critical (default: $SYNCD_LOG_LEVEL, else info)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        metavar="FORMAT",
+        help="log lines on stderr: json (one object per line), text, or auto: JSON under "
+        "systemd, text otherwise (default: $SYNCD_LOG_FORMAT, else [logging] format, else auto)",
     )
     parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
     parser.add_argument("--version", action=_Version)
@@ -163,10 +174,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--log-level and --log-format, else their variables in the environment (checked as
+    the options are); [logging] format applies once the configuration is read."""
     from syncd.app.logs import configure_logging
 
-    configure_logging(level)
+    level, log_format = args.log_level, args.log_format
+    for name, value, choices in (
+        ("SYNCD_LOG_LEVEL", level, LEVELS),
+        ("SYNCD_LOG_FORMAT", log_format, LOG_FORMATS),
+    ):
+        given = os.environ.get(name, "").strip().lower()
+        if value is None and given and given not in choices:
+            parser.error(f"{name}={given!r} is not one of: {', '.join(choices)}")
+    level = level or os.environ.get("SYNCD_LOG_LEVEL", "").strip() or "info"
+    configure_logging(level, log_format or os.environ.get("SYNCD_LOG_FORMAT", "").strip() or None)
 
 
 def entry() -> NoReturn:
@@ -186,8 +208,9 @@ def entry() -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _setup_logging(getattr(args, "log_level", "INFO"))
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(parser, args)
     try:
         if args.command == "demo":
             from syncd.app.demo import run_demo
@@ -196,8 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from syncd.app.daemon import Daemon
 
-            return Daemon(config_path(args.config), run_now=args.now, every=args.every).run()
+            daemon = Daemon(config_path(args.config), run_now=args.now, every=args.every)
+            use_config_format(daemon.config.log_format)
+            return daemon.run()
         config = load_config(config_path(args.config))
+        use_config_format(config.log_format)
         if args.command == "sync":
             return _cmd_sync(config, args)
         handler = {
@@ -211,7 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(config, args, _console())
     except SyncdError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
+        if json_lines():  # stderr is a stream of JSON objects: this is one more
+            log.error("%s", exc)
+        else:
+            print(f"syncd: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
@@ -254,8 +283,9 @@ def _cmd_sync(config: Config, args: argparse.Namespace) -> int:
 def _with_progress(
     cycle: Callable[[Progress | None], Coroutine[Any, Any, CycleReport]],
 ) -> CycleReport:
-    """Run a cycle, with a progress bar on an interactive terminal (never under systemd)."""
-    if not (sys.stderr.isatty() and not under_systemd()):
+    """Run a cycle, with a progress bar on an interactive terminal (never under systemd, nor
+    among JSON log lines)."""
+    if not (sys.stderr.isatty() and not under_systemd() and not json_lines()):
         return asyncio.run(cycle(None))
     from rich.console import Console
     from rich.progress import Progress

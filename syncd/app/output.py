@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 def report_to_json(report: CycleReport) -> dict[str, Any]:
     return {
+        "cycle": report.run_id,  # the run of `syncd status --log`, the cycle of JSON log lines
         "mode": report.mode,
         "incremental": report.incremental,
         "dry_run": report.dry_run,

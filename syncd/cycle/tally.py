@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from syncd.core.limiter import LimiterState
 from syncd.core.operations import Operation, Outcome, object_id, object_type
+from syncd.cycle.context import about
 from syncd.errors import ScimError, StopCycle, TransientError
 from syncd.ports import LedgerRepository, LogLine, RunLog
 
@@ -80,7 +81,10 @@ class Tally:
     def outcome(self, op: Operation, outcome: Outcome, detail: str = "") -> None:
         self.result.outcomes.setdefault(op.kind, Counter())[outcome] += 1
         oid = object_id(op)
-        self._lines.append(LogLine(oid, self.label(oid), op.kind, outcome, detail))
+        label = self.label(oid)
+        self._lines.append(LogLine(oid, label, op.kind, outcome, detail))
+        if log.isEnabledFor(logging.DEBUG):  # one line per operation; the log keeps them all
+            log.debug("%s %s (%s): %s", op.kind, label, oid, outcome, extra=about(oid, op.kind))
         if len(self._lines) >= LOG_LINES_BUFFERED:
             self.flush()
 
@@ -93,7 +97,7 @@ class Tally:
         self.result.failures.append(Failure(oid, label, error))
         retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
         self._ledger.escrow(oid, object_type(op), label, op.kind, error, retry, now=self._now)
-        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error, extra=about(oid, op.kind))
         self._failed += 1
         if (
             self._attempted >= QUARANTINE_MIN_OPERATIONS
