@@ -77,6 +77,12 @@ def test_json_lines_name_the_cycle_the_object_and_the_operation(
         "operation": "create_user",
     }
 
+    capsys.readouterr()
+    status = ["status", "--log", victim["id"], "--format", "jsonl", "--log-format", "json"]
+    assert main([*status, "--config", str(h.config_path)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["cycle"], row["object_id"], row["result"]) == (cycle, victim["id"], "failed")
+
 
 def test_the_configurations_logging_format_takes_effect_and_the_flag_wins(
     make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]

@@ -22,6 +22,7 @@ from syncd.app.health import Metrics, after_cycle
 from syncd.app.logs import LEVELS, json_lines, under_systemd, use_config_format
 from syncd.app.output import Status, print_plan, print_report, print_status, report_to_json
 from syncd.app.state import add_state_commands, check_state, cmd_state
+from syncd.app.status_log import add_log_options, check_log_options, export, log_filter
 from syncd.app.wiring import sync_once
 from syncd.config import LOG_FORMATS, Config, config_path, load_config
 from syncd.core.limiter import LimiterState
@@ -140,13 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
-    status.add_argument(
-        "--log",
-        nargs="?",
-        const="",
-        metavar="USER",
-        help="the provisioning log: last operations, or those of one user or group",
-    )
+    add_log_options(status)
     status.add_argument(
         "--drift",
         action="store_true",
@@ -211,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _setup_logging(parser, args)
+    if args.command == "status":
+        check_log_options(parser, args)
     try:
         if args.command == "demo":
             from syncd.app.demo import run_demo
@@ -384,6 +381,9 @@ def _cmd_provision(config: Config, args: argparse.Namespace, console: Console) -
 def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> int:
     store = Store(config.state_database)
     try:
+        where = None if args.log is None else log_filter(store, args.user or args.log, args.since)
+        if where is not None and args.format in ("jsonl", "csv"):
+            return export(store.runs, where, args.format)
         next_run = next_runs(config.schedule.cron, config.schedule.timezone, datetime.now(UTC), 1)
         status = Status(
             counts=store.counts(),
@@ -392,7 +392,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             health=store.runs.health(),
             runs=store.runs.recent(10),
             escrows=store.ledger.escrows(),
-            log_rows=store.runs.entries(100, args.log) if args.log is not None else None,
+            log_rows=None if where is None else store.runs.entries(100, where=where),
             drifts=asyncio.run(_drift(config, store)) if args.drift else None,
             labels=labels_of(*store.snapshot.load()) if args.drift else {},
         )
