@@ -71,6 +71,7 @@ def configure_logging(level: str = "INFO", log_format: str | None = None) -> Non
         root.setLevel(level.upper())
     except ValueError:
         root.setLevel(logging.INFO)
+    logging.getLogger("syncd").setLevel(logging.NOTSET)  # the root's level (the demo raises it)
     for noisy in ("httpx", "httpcore", "kiota", "msgraph", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # azure-identity logs every failed sign-in at WARNING; syncd reports it once, explained.
