@@ -134,6 +134,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     state_database: str = "/var/lib/syncd/state.db"
     state_log_days: float = 30.0  # [state] log_days: the provisioning log kept this long
+    log_format: str = "auto"  # [logging] format: auto | json | text
     user_mapping_overrides: Mapping[str, str] = field(default_factory=dict)
     source_path: str = ""
 
@@ -173,6 +174,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         "state",
         "notify",
         "metrics",
+        "logging",
     }
     no_unknown(data, known, source, "")
     for required in ("graph", "learnster"):
@@ -189,6 +191,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config
         state_log_days=log_days,
         notify=_notify_section(data, source),
         metrics=_metrics_section(data, source),
+        log_format=_logging_section(data, source),
         user_mapping_overrides=_mapping_section(data, source),
         source_path=source,
     )
@@ -335,6 +338,17 @@ def _state_section(data: Mapping[str, Any], source: str) -> tuple[str, float]:
     no_unknown(state, {"database", "log_days"}, source, "state")
     database = string(state, "database", "state", source) or "/var/lib/syncd/state.db"
     return database, number(state, "log_days", 30.0, "state", source)
+
+
+# auto: JSON lines under systemd (journald), text otherwise. The command line's --log-format
+# (or $SYNCD_LOG_FORMAT) wins over [logging] format.
+LOG_FORMATS = ("auto", "json", "text")
+
+
+def _logging_section(data: Mapping[str, Any], source: str) -> str:
+    table = table_of(data, "logging", source)
+    no_unknown(table, {"format"}, source, "logging")
+    return choice(table, "format", LOG_FORMATS, "auto", "logging", source)
 
 
 def _notify_section(data: Mapping[str, Any], source: str) -> NotifyConfig:

@@ -8,6 +8,7 @@ One contract test suite per repository port runs over both (tests/contract/).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -69,6 +70,29 @@ class LogEntry(_Record):
     operation: str
     outcome: str
     detail: str
+    changes: str = ""  # JSON text, as LogLine.changes ("": written before syncd kept them)
+
+    def to_json(self) -> dict[str, Any]:
+        row = super().to_json()
+        row["changes"] = self.changes_json()
+        return row
+
+    def changes_json(self) -> dict[str, Any] | None:
+        """``changes`` decoded: attribute path -> [old, new]; None when it was not recorded."""
+        try:
+            decoded = json.loads(self.changes) if self.changes else None
+        except ValueError:
+            return None
+        return decoded if isinstance(decoded, dict) else None
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which lines of the provisioning log to hand out (every line by default)."""
+
+    # Object ids or labels (UPN, group name), compared exactly; empty: every object.
+    objects: frozenset[str] = frozenset()
+    since: datetime | None = None  # only lines written at or after this moment (aware)
 
 
 class LogLine(NamedTuple):
@@ -78,7 +102,10 @@ class LogLine(NamedTuple):
     label: str
     operation: str
     outcome: str
-    detail: str
+    detail: str  # the error, for an operation that failed
+    # What the operation changes, as JSON text of core.operations.operation_changes: attribute
+    # path -> [old, new]
+    changes: str = ""
 
 
 # -- the directory and Learnster --------------------------------------------------------------
@@ -294,7 +321,20 @@ class RunLog(Protocol):
 
     def recent(self, limit: int = 10) -> list[Run]: ...
     def append(self, run_id: int, entries: Iterable[LogLine]) -> None: ...
-    def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]: ...
+    def entries(
+        self, limit: int = 100, object_key: str = "", where: LogFilter | None = None
+    ) -> list[LogEntry]:
+        """The latest ``limit`` lines (negative: no limit), newest first: of one object (its id
+        or label, exactly) when ``object_key`` is given, and those ``where`` lets through."""
+        ...
+
+    def entries_after(
+        self, after_id: int, limit: int = 1000, where: LogFilter | None = None
+    ) -> list[LogEntry]:
+        """Up to ``limit`` lines with an id above ``after_id``, oldest first: the log read in
+        pages, in the order it was written (a page's last id starts the next)."""
+        ...
+
     def guard(self) -> dict[str, Any] | None: ...
     def set_guard(self, held: int, message: str, now: datetime) -> None: ...
     def learnster_limit(self) -> Learned | None:

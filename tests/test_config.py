@@ -38,6 +38,7 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
     assert config.schedule.cron == "0 2 * * *"
     assert config.state_database == "/var/lib/syncd/state.db"
     assert config.state_log_days == 30
+    assert config.log_format == "auto"
 
 
 @pytest.mark.parametrize(
@@ -71,6 +72,13 @@ def test_the_example_configuration_parses_with_the_documented_defaults() -> None
         (minimal(sync={"match_by": []}), "match_by must be a list of attributes"),
         (minimal(state={"log_days": 0}), "[state] log_days must be a positive number"),
         (minimal(state={"log_days": "30"}), "[state] log_days must be a positive number"),
+        (
+            minimal(logging={"format": "xml"}),
+            "syncd.toml: [logging] format = 'xml' must be one of: auto | json | text",
+        ),
+        (minimal(logging={"format": 1}), "[logging] format = 1 must be one of: auto | json | text"),
+        (minimal(logging={"level": "debug"}), "unknown setting [logging] 'level'; known: format"),
+        ({**minimal(), "logging": "json"}, "[logging] must be a table"),
         (minimal(state={"log_days": float("nan")}), "[state] log_days must be a positive number"),
         (minimal(state={"log_days": float("inf")}), "[state] log_days must be a positive number"),
         (
@@ -170,4 +178,5 @@ def test_example_is_valid_toml_with_every_documented_section() -> None:
         "state",
         "notify",
         "metrics",
+        "logging",
     }

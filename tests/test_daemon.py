@@ -125,8 +125,10 @@ def test_daemon_notifies_systemd_serves_metrics_and_stops_on_sigterm(
         assert metrics['syncd_last_cycle_learnster_latency_seconds{value="smoothed"}'] > 0
         assert metrics["syncd_last_cycle_throttled_requests"] == 0
 
-        # SIGHUP: the configuration is read again and the new schedule applies.
+        # SIGHUP: the configuration is read again and the new schedule applies, and so does
+        # its log format.
         text = h.config_path.read_text().replace('cron = "0 2 * * *"', 'cron = "15 4 * * *"')
+        text += '[logging]\nformat = "text"\n'
         h.config_path.write_text(text)
         notify_socket.messages.clear()
         process.send_signal(signal.SIGHUP)
@@ -143,13 +145,18 @@ def test_daemon_notifies_systemd_serves_metrics_and_stops_on_sigterm(
     logs = process.stderr.read() if process.stderr else ""
     assert LEARNSTER_TOKEN not in logs
     assert GRAPH_TOKEN not in logs
-    # Under systemd: one JSON object per line for the journal.
-    entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    # Under systemd: one JSON object per line for the journal, until the configuration said
+    # text.
+    lines = logs.splitlines()
+    reloaded = next(i for i, line in enumerate(lines) if "configuration reloaded" in line)
+    entries = [json.loads(line) for line in lines[:reloaded]]
     messages = [e["message"] for e in entries]
     assert any(m.startswith("syncd running;") for m in messages)
-    assert any(m.startswith("cycle done (full read, exit 0)") for m in messages)
-    assert "syncd stopped" in messages
+    [done] = [e for e in entries if e["message"].startswith("cycle done (full read, exit 0)")]
+    assert done["cycle"] == 1  # the run of `syncd status --log`
     assert {e["level"] for e in entries} <= {"debug", "info", "warning", "error"}
+    assert not any(line.startswith("{") for line in lines[reloaded:])
+    assert lines[-1].endswith(" INFO    syncd stopped")
 
 
 def test_a_second_sync_during_a_cycle_exits_5(

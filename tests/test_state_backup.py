@@ -132,7 +132,7 @@ def test_restore_refuses_under_a_running_cycle_with_exit_5(
     ("spoil", "reason"),
     [
         ("truncate", "is truncated"),
-        ("newer", "schema version 4, newer than this syncd knows (3)"),
+        ("newer", "schema version 5, newer than this syncd knows (4)"),
         ("foreign", "it is no syncd state database"),
         ("text", "it is not an SQLite database"),
     ],
@@ -151,7 +151,7 @@ def test_restore_refuses_a_backup_it_cannot_use_and_leaves_the_state_alone(
     if spoil == "truncate":
         os.truncate(backup, backup.stat().st_size // 2)
     elif spoil == "newer":
-        sql(backup, "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        sql(backup, "UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     elif spoil == "foreign":
         backup.unlink()
         sql(backup, "CREATE TABLE orders (id INTEGER PRIMARY KEY)")
@@ -224,7 +224,7 @@ def test_check_reports_the_state_database(
         f"✓ State database {database}: SQLite's integrity check found no problem (schema "
         f"version {SCHEMA_VERSION}; {len(h.learnster.users)} users and" in out
     )
-    sql(database, "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    sql(database, "UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     code, out = cli(h, capsys, "check")
     assert code == ExitCode.USAGE
-    assert f"✗ state database {database} has schema version 4, newer than" in out
+    assert f"✗ state database {database} has schema version 5, newer than" in out

@@ -15,6 +15,7 @@ import pytest
 from syncd.adapters.sqlite import SCHEMA_VERSION, Store
 from syncd.adapters.sqlite.sql import get_meta
 from syncd.core.ledger import LedgerUser
+from syncd.ports import LogLine
 
 DATA = Path(__file__).parent / "data"
 
@@ -61,6 +62,32 @@ def test_an_upgrade_from_schema_1_keeps_links_escrows_and_delta_links(tmp_path: 
     Store(str(database)).close()  # opening again is a no-op
 
 
+def test_an_upgrade_from_schema_3_keeps_the_provisioning_log(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    Store(str(database)).close()
+    with sqlite3.connect(database) as db:  # as syncd's schema 3 left it
+        db.execute("ALTER TABLE provisioning_log DROP COLUMN changes")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        db.execute(
+            "INSERT INTO run (started_at, mode, dry_run, counts, message) VALUES "
+            "('2026-11-01 00:00:00.000000', 'full', 0, '{}', '')"
+        )
+        db.execute(
+            "INSERT INTO provisioning_log (run_id, at, object_id, label, operation, outcome, "
+            "detail) VALUES (1, '2026-11-01 00:00:01.000000', 'u1', 'a@x.example', "
+            "'create_user', 'created', '')"
+        )
+    store = Store(str(database))
+    try:
+        assert get_meta(store._raw, "schema_version") == str(SCHEMA_VERSION)
+        [entry] = store.runs.entries()
+        assert (entry.object_id, entry.outcome, entry.changes) == ("u1", "created", "")
+        store.runs.append(1, [LogLine("u2", "b@x.example", "delete_user", "deleted", "", "{}")])
+        assert [e.changes for e in store.runs.entries()] == ["{}", ""]
+    finally:
+        store.close()
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     from syncd.errors import ConfigError
 
@@ -96,8 +123,8 @@ def test_the_provisioning_log_keeps_thirty_days(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "state.db"))
     try:
         old, recent = store.runs.start("full", False), store.runs.start("delta", False)
-        store.runs.append(old, [("u1", "a@x.example", "create_user", "created", "")])
-        store.runs.append(recent, [("u2", "b@x.example", "update_user", "updated", "")])
+        store.runs.append(old, [LogLine("u1", "a@x.example", "create_user", "created", "")])
+        store.runs.append(recent, [LogLine("u2", "b@x.example", "update_user", "updated", "")])
         long_ago = (datetime.now(UTC) - timedelta(days=31)).strftime("%Y-%m-%d %H:%M:%S.%f")
         with sqlite3.connect(tmp_path / "state.db") as db:
             db.execute("UPDATE run SET started_at = ? WHERE id = ?", (long_ago, old))

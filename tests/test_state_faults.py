@@ -173,7 +173,7 @@ def test_a_lost_table_is_refused_never_created_again_empty(
     user = next(u for u in h.graph.users if u.get("accountEnabled"))
     h.graph.update_user(user["id"], jobTitle="Changed, so the cycle is not a quiet one")
     message = assert_refused_by_every_command(
-        h, capsys, f"its schema version 3 has a table {table}, but it is missing"
+        h, capsys, f"its schema version 4 has a table {table}, but it is missing"
     )
     assert "refusing to create it again empty" in message
     assert (table,) not in sql(database, "SELECT name FROM sqlite_master")  # not re-created
@@ -218,12 +218,12 @@ def test_a_database_of_a_newer_syncd_is_refused_and_kept_as_it_is(
 ) -> None:
     h = synced(make_harness)
     database = Path(h.config.state_database)
-    sql(database, "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    sql(database, "UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     message = assert_refused_by_every_command(
-        h, capsys, "has schema version 4, newer than this syncd knows (3)"
+        h, capsys, "has schema version 5, newer than this syncd knows (4)"
     )
     assert "upgrade syncd, or restore a backup this syncd made" in message
-    assert sql(database, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert sql(database, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
 
 
 # -- the file system: read-only, full ---------------------------------------------------------

@@ -15,7 +15,7 @@ from syncd.adapters.policy import LOG_KEEP_DAYS, escrow_delay, guard_state
 from syncd.core.ledger import LedgerGroup, LedgerUser
 from syncd.core.limiter import Learned
 from syncd.core.records import Assignments, GroupSnapshot, Presence, UserSnapshot, user_name_key
-from syncd.ports import Escrow, LogEntry, LogLine, Run
+from syncd.ports import Escrow, LogEntry, LogFilter, LogLine, Run
 
 T = TypeVar("T")
 
@@ -276,6 +276,17 @@ class MemoryLedger:
         }
 
 
+def _lets_through(where: LogFilter | None, entry: LogEntry) -> bool:
+    if where is None:
+        return True
+    if where.objects and not {entry.object_id, entry.label} & where.objects:
+        return False
+    since = where.since
+    if since is not None and since.tzinfo is not None:
+        since = since.astimezone(UTC).replace(tzinfo=None)  # entries are naive UTC, as SQLite's
+    return since is None or entry.at >= since
+
+
 class MemoryRunLog:
     """RunLog in lists."""
 
@@ -323,9 +334,17 @@ class MemoryRunLog:
             next_id = self._log[-1].id + 1 if self._log else 1
             self._log.append(LogEntry(next_id, run_id, now, *line))
 
-    def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
+    def entries(
+        self, limit: int = 100, object_key: str = "", where: LogFilter | None = None
+    ) -> list[LogEntry]:
         wanted = [e for e in self._log if not object_key or object_key in (e.object_id, e.label)]
-        return _limit(wanted[::-1], limit)
+        return _limit([e for e in wanted[::-1] if _lets_through(where, e)], limit)
+
+    def entries_after(
+        self, after_id: int, limit: int = 1000, where: LogFilter | None = None
+    ) -> list[LogEntry]:
+        wanted = (e for e in self._log if e.id > after_id and _lets_through(where, e))
+        return _limit(list(wanted), limit)
 
     def guard(self) -> dict[str, Any] | None:
         return dict(self._guard) if self._guard else None

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from syncd import __version__
 from syncd.adapters.sqlite import Store
 from syncd.app.health import Metrics, after_cycle
-from syncd.app.logs import under_systemd
+from syncd.app.logs import LEVELS, json_lines, under_systemd, use_config_format
 from syncd.app.output import Status, print_plan, print_report, print_status, report_to_json
 from syncd.app.state import add_state_commands, check_state, cmd_state
+from syncd.app.status_log import add_log_options, check_log_options, export, log_filter
 from syncd.app.wiring import sync_once
-from syncd.config import Config, config_path, load_config
+from syncd.config import LOG_FORMATS, Config, config_path, load_config
 from syncd.core.limiter import LimiterState
 from syncd.core.snapshot import labels_of
 from syncd.cycle.apply import Progress
@@ -42,6 +43,25 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors exit 2, as the contract says
         self.print_usage(sys.stderr)
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+class _Version(argparse.Action):
+    """``--version``: syncd's version with msgraph-sdk's and Python's, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the versions of syncd, msgraph-sdk and Python, and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            sdk = f"msgraph-sdk {version('msgraph-sdk')}"
+        except PackageNotFoundError:
+            sdk = "msgraph-sdk not installed"
+        print(f"syncd {__version__} ({sdk}, Python {platform.python_version()})")
+        parser.exit()
 
 
 def _interval(text: str) -> float:
@@ -132,10 +152,21 @@ def _parser() -> argparse.ArgumentParser:
         help="configuration file (default: $SYNCD_CONFIG, else /etc/syncd/syncd.toml)",
     )
     common.add_argument(
-        "--log-level", default=os.environ.get("SYNCD_LOG_LEVEL", "INFO"), help="log level"
+        "--log-level",
+        type=str.lower,
+        choices=LEVELS,
+        metavar="LEVEL",
+        help="debug, info, warning, error or critical (default: $SYNCD_LOG_LEVEL, else info)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        metavar="FORMAT",
+        help="log lines on stderr: json (one object per line), text, or auto: JSON under "
+        "systemd, text otherwise (default: $SYNCD_LOG_FORMAT, else [logging] format, else auto)",
     )
     parser = _Parser(prog="syncd", description="Pull-based Entra ID to Learnster SCIM sync.")
-    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     _add_cycle_commands(commands, common)
@@ -148,13 +179,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="last cycles and escrows")
     status.add_argument("--json", action="store_true")
-    status.add_argument(
-        "--log",
-        nargs="?",
-        const="",
-        metavar="USER",
-        help="the provisioning log: last operations, or those of one user or group",
-    )
+    add_log_options(status)
     status.add_argument(
         "--drift",
         action="store_true",
@@ -183,10 +208,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--log-level and --log-format, else their variables in the environment (checked as
+    the options are); [logging] format applies once the configuration is read."""
     from syncd.app.logs import configure_logging
 
-    configure_logging(level)
+    level, log_format = args.log_level, args.log_format
+    for name, value, choices in (
+        ("SYNCD_LOG_LEVEL", level, LEVELS),
+        ("SYNCD_LOG_FORMAT", log_format, LOG_FORMATS),
+    ):
+        given = os.environ.get(name, "").strip().lower()
+        if value is None and given and given not in choices:
+            parser.error(f"{name}={given!r} is not one of: {', '.join(choices)}")
+    level = level or os.environ.get("SYNCD_LOG_LEVEL", "").strip() or "info"
+    configure_logging(level, log_format or os.environ.get("SYNCD_LOG_FORMAT", "").strip() or None)
 
 
 def entry() -> NoReturn:
@@ -207,8 +243,11 @@ def entry() -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _setup_logging(getattr(args, "log_level", "INFO"))
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(parser, args)
+    if args.command == "status":
+        check_log_options(parser, args)
     try:
         if args.command == "demo":
             from syncd.app.demo import run_demo
@@ -227,8 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from syncd.app.daemon import Daemon
 
-            return Daemon(config_path(args.config), run_now=args.now, every=args.every).run()
+            daemon = Daemon(config_path(args.config), run_now=args.now, every=args.every)
+            use_config_format(daemon.config.log_format)
+            return daemon.run()
         config = load_config(config_path(args.config))
+        use_config_format(config.log_format)
         if args.command == "sync":
             return _cmd_sync(config, args)
         handler = {
@@ -242,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(config, args, _console())
     except SyncdError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
+        if json_lines():  # stderr is a stream of JSON objects: this is one more
+            log.error("%s", exc)
+        else:
+            print(f"syncd: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
@@ -285,8 +330,9 @@ def _cmd_sync(config: Config, args: argparse.Namespace) -> int:
 def _with_progress(
     cycle: Callable[[Progress | None], Coroutine[Any, Any, CycleReport]],
 ) -> CycleReport:
-    """Run a cycle, with a progress bar on an interactive terminal (never under systemd)."""
-    if not (sys.stderr.isatty() and not under_systemd()):
+    """Run a cycle, with a progress bar on an interactive terminal (never under systemd, nor
+    among JSON log lines)."""
+    if not (sys.stderr.isatty() and not under_systemd() and not json_lines()):
         return asyncio.run(cycle(None))
     from rich.console import Console
     from rich.progress import Progress
@@ -385,6 +431,9 @@ def _cmd_provision(config: Config, args: argparse.Namespace, console: Console) -
 def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> int:
     store = Store(config.state_database)
     try:
+        where = None if args.log is None else log_filter(store, args.user or args.log, args.since)
+        if where is not None and args.format in ("jsonl", "csv"):
+            return export(store.runs, where, args.format)
         next_run = next_runs(config.schedule.cron, config.schedule.timezone, datetime.now(UTC), 1)
         status = Status(
             counts=store.counts(),
@@ -393,7 +442,7 @@ def _cmd_status(config: Config, args: argparse.Namespace, console: Console) -> i
             health=store.runs.health(),
             runs=store.runs.recent(10),
             escrows=store.ledger.escrows(),
-            log_rows=store.runs.entries(100, args.log) if args.log is not None else None,
+            log_rows=None if where is None else store.runs.entries(100, where=where),
             drifts=asyncio.run(_drift(config, store)) if args.drift else None,
             labels=labels_of(*store.snapshot.load()) if args.drift else {},
         )

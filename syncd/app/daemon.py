@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.adapters.sqlite import Store
 from syncd.app.health import OK, Metrics, Transition, after_cycle, send_notification
+from syncd.app.logs import use_config_format
 from syncd.app.wiring import sync_once
 from syncd.config import Config, load_config
 from syncd.cycle.report import CycleReport
@@ -111,6 +112,7 @@ class Daemon:
             report.mode,
             report.exit_code,
             report.message or report.summary(),
+            extra={"cycle": report.run_id},
         )
         self.notifier.notify(f"STATUS=last cycle: {report.summary()}; {self._next_run_text()}")
 
@@ -176,6 +178,7 @@ class Daemon:
             log.error("configuration not reloaded, keeping the running one: %s", exc)
         else:
             self.config = config
+            use_config_format(config.log_format)
             if self.every is None:  # --every keeps its interval and its rhythm
                 self.scheduler.reschedule_job(JOB_ID, trigger=trigger)
             log.info("configuration reloaded; %s", self._next_run_text())

@@ -122,10 +122,13 @@ def observe(runs: RunLog, report: CycleReport, now: datetime) -> Transition | No
         return None
     runs.set_health({"state": state, "since": now.isoformat(), "message": report.message})
     transition = Transition(previous["state"], state, previous["since"], report.message)
+    cycle = {"cycle": report.run_id}
     if transition.recovered:
-        log.info("recovered: was %s since %s", transition.before, transition.since)
+        log.info("recovered: was %s since %s", transition.before, transition.since, extra=cycle)
     else:
-        log.error("health is now %s (was %s): %s", state, transition.before, report.message)
+        log.error(
+            "health is now %s (was %s): %s", state, transition.before, report.message, extra=cycle
+        )
     return transition
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 def report_to_json(report: CycleReport) -> dict[str, Any]:
     return {
+        "cycle": report.run_id,  # the run of `syncd status --log`, the cycle of JSON log lines
         "mode": report.mode,
         "incremental": report.incremental,
         "dry_run": report.dry_run,
@@ -179,7 +180,7 @@ def print_status(config: Config, status: Status, console: Console) -> None:
     _print_state(config, status, console)
     _print_runs(status, console)
     if status.log_rows is not None:
-        _print_log(status.log_rows, console)
+        _print_log(status.log_rows, config.state_log_days, console)
     if status.drifts is not None:
         _print_drift(status.drifts, status.labels, console)
 
@@ -246,8 +247,11 @@ def _print_runs(status: Status, console: Console) -> None:
         console.print(f"      error: {e.error}", soft_wrap=True, markup=False)
 
 
-def _print_log(log_rows: list[Any], console: Console) -> None:
-    console.print(f"[bold]Provisioning log ({len(log_rows)} latest)[/]")
+def _print_log(log_rows: list[Any], keep_days: float, console: Console) -> None:
+    console.print(
+        f"[bold]Provisioning log ({len(log_rows)} latest; lines are kept {keep_days:g} days, "
+        "\\[state] log_days)[/]"
+    )
     for row in reversed(log_rows):
         console.print(
             f"  {row.at:%Y-%m-%d %H:%M:%S} run {row.run_id} {row.operation} {row.label} "

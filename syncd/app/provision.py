@@ -28,6 +28,7 @@ from syncd.core.scope import ScopeRules, compute_scope, resolve_scope_groups
 from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier
+from syncd.cycle.context import cycle_context
 from syncd.cycle.report import CycleReport
 from syncd.errors import ConfigError, ExitCode, GraphReadError, StopCycle
 
@@ -158,7 +159,7 @@ async def _rules(config: Config, source: GraphSource, groups: GroupSnapshot) -> 
 
 async def _apply(config: Config, store: Store, report: CycleReport) -> None:
     async with ScimSink.from_config(config) as sink:
-        run_id = store.runs.start("provision", False, config.state_log_days)
+        run_id = report.run_id = store.runs.start("provision", False, config.state_log_days)
         applier = Applier(
             sink,
             store.ledger,
@@ -168,7 +169,9 @@ async def _apply(config: Config, store: Store, report: CycleReport) -> None:
             match_by=config.sync.match_by,
             batch_size=config.sync.member_batch_size,
         )
-        result = await applier.apply(list(report.plan.phases), config.learnster.max_concurrency)
+        with cycle_context(run_id):
+            phases = list(report.plan.phases)
+            result = await applier.apply(phases, config.learnster.max_concurrency)
         report.absorb(result)
         if result.stopped is not None:
             report.exit_code, report.health = result.stopped.exit_code, result.stopped.health

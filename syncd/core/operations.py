@@ -187,6 +187,34 @@ def operation_to_json(op: Operation) -> dict[str, Any]:
     return data
 
 
+def operation_changes(op: Operation) -> dict[str, list[Any]]:
+    """What ``op`` changes, as the provisioning log keeps it: attribute path -> [old, new], None
+    where there is no value. A create's attributes are all new; a tag's members are
+    ``"members": [removed, added]``, lists of Graph user ids (None: none); a delete changes
+    no attribute (``{}``)."""
+    if isinstance(op, CreateUser):
+        return {path: [None, value] for path, value in sorted(as_dict(op.attrs).items())}
+    if isinstance(op, UpdateUser):
+        before, after = as_dict(op.before), as_dict(op.after)
+        return {
+            path: [before.get(path), after.get(path)]
+            for path in sorted(before.keys() | after.keys())
+            if before.get(path) != after.get(path)
+        }
+    if isinstance(op, CreateGroup):
+        created: dict[str, list[Any]] = {"displayName": [None, op.display_name]}
+        if op.user_ids:
+            created["members"] = [None, list(op.user_ids)]
+        return created
+    if isinstance(op, RenameGroup):
+        return {"displayName": [op.before, op.after]}
+    if isinstance(op, AddMembers):
+        return {"members": [None, list(op.user_ids)]}
+    if isinstance(op, RemoveMembers):
+        return {"members": [list(op.user_ids), None]}
+    return {}
+
+
 # What a saved plan says about an operation for its reader, not what the operation does.
 ANNOTATIONS = frozenset({"label", "match", "guest", "why"})
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from syncd.core.ledger import LedgerGroup
 from syncd.core.limiter import LimiterState
 from syncd.core.operations import CreateGroup, CreateUser, Operation, Outcome
+from syncd.cycle.context import about
 from syncd.cycle.handlers import Handlers
 from syncd.cycle.links import Links
 from syncd.cycle.matching import BY_USER_NAME, MATCH_BY_LISTING_ABOVE, Matcher
@@ -151,11 +152,19 @@ class Applier:
                 for copy in await self.target.find_groups(graph_id):
                     if copy["id"] != linked.scim_id:
                         log.warning(
-                            "removing a duplicate tag %s (%s)", linked.display_name, copy["id"]
+                            "removing a duplicate tag %s (%s)",
+                            linked.display_name,
+                            copy["id"],
+                            extra=about(graph_id, "delete_group"),
                         )
                         await self.target.delete_group(copy["id"])
             except (ScimError, Unreachable) as exc:
-                log.warning("could not check tag %s for duplicates: %s", graph_id, exc)
+                log.warning(
+                    "could not check tag %s for duplicates: %s",
+                    graph_id,
+                    exc,
+                    extra=about(graph_id),
+                )
         self.ledger.set_groups_in_doubt(self.target.groups_in_doubt)
 
 

@@ -40,6 +40,7 @@ from syncd.core.operations import (
     RenameGroup,
     UpdateUser,
 )
+from syncd.cycle.context import about
 from syncd.cycle.links import Links
 from syncd.cycle.matching import Matcher
 from syncd.cycle.tally import Tally
@@ -74,7 +75,11 @@ class Handlers:
         attrs = as_dict(op.attrs)
         user_name = str(attrs[USER_NAME])
         if op.user_id in self._intents and not self.matcher.listed:
-            log.info("%s: a create was interrupted before; matching it first", user_name)
+            log.info(
+                "%s: a create was interrupted before; matching it first",
+                user_name,
+                extra=about(op.user_id, op.kind),
+            )
         match = await self.matcher.user(attrs)
         if match is not None:
             await self._adopt_user(op, attrs, match.scim_id, match.held)
@@ -193,6 +198,7 @@ class Handlers:
                 "tag %s: %d members that are no linked directory user are left as they are",
                 op.display_name,
                 len(held) - len(known),
+                extra=about(op.group_id, op.kind),
             )
         name = str(existing.get("displayName") or "")
         same_name = is_same_tag_name(name, op.display_name)

@@ -50,6 +50,7 @@ class CycleReport:
     guests: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # for people: how this cycle read and why
     reasons: dict[str, str] = field(default_factory=dict)  # dry runs: why a user is deactivated
+    run_id: int | None = None  # the run log's id of this cycle (None: a dry run)
 
     def count(self, kind: str, outcome: Outcome) -> None:
         self.outcomes.setdefault(kind, Counter())[outcome] += 1

@@ -20,6 +20,7 @@ from syncd.core.records import Presence, user_select
 from syncd.core.snapshot import labels_of
 from syncd.core.targets import build_targets
 from syncd.cycle.apply import Applier, Progress
+from syncd.cycle.context import about, cycle_context
 from syncd.cycle.prepare import PlanningInputs, prepare
 from syncd.cycle.preview import preview_matching
 from syncd.cycle.read import DirectoryRead, read_directory
@@ -123,8 +124,10 @@ class _Cycle:
         if not self.dry_run:
             mode = "full" if self.request.full else "delta"
             self.run_id = self.state.runs.start(mode, False, self.config.state_log_days)
+            report.run_id = self.run_id
         try:
-            await self._stages()
+            with cycle_context(self.run_id):
+                await self._stages()
         except SyncdError as exc:  # configuration, credentials, connectivity: nothing more
             self._conclude(Findings(error=exc))
         finally:
@@ -249,7 +252,8 @@ class _Cycle:
         )
         report.problems.extend(targets.problems)
         for problem in report.problems:
-            (log.error if problem.severity == "error" else log.warning)("%s", problem)
+            level = logging.ERROR if problem.severity == "error" else logging.WARNING
+            log.log(level, "%s", problem, extra=about(problem.object_id))
         report.plan = plan(
             targets.users,
             inputs.ledger_users,

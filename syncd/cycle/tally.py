@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -10,7 +11,14 @@ from datetime import datetime
 from typing import NamedTuple
 
 from syncd.core.limiter import LimiterState
-from syncd.core.operations import Operation, Outcome, object_id, object_type
+from syncd.core.operations import (
+    Operation,
+    Outcome,
+    object_id,
+    object_type,
+    operation_changes,
+)
+from syncd.cycle.context import about
 from syncd.errors import ScimError, StopCycle, TransientError
 from syncd.ports import LedgerRepository, LogLine, RunLog
 
@@ -34,6 +42,11 @@ class Failure(NamedTuple):
 # all until its end; writing every thousand took the 100,000-user peak from 242 to 238 MB
 # (latency 0), and one transaction per thousand costs ~2 ms.
 LOG_LINES_BUFFERED = 1000
+
+
+# What each operation changed, for the provisioning log: ~13 µs and ~900 bytes for a create
+# of 17 attributes (1.3 s of an initial cycle of 100,000 users).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 @dataclass
@@ -80,7 +93,11 @@ class Tally:
     def outcome(self, op: Operation, outcome: Outcome, detail: str = "") -> None:
         self.result.outcomes.setdefault(op.kind, Counter())[outcome] += 1
         oid = object_id(op)
-        self._lines.append(LogLine(oid, self.label(oid), op.kind, outcome, detail))
+        label = self.label(oid)
+        changes = _encode(operation_changes(op))
+        self._lines.append(LogLine(oid, label, op.kind, outcome, detail, changes))
+        if log.isEnabledFor(logging.DEBUG):  # one line per operation; the log keeps them all
+            log.debug("%s %s (%s): %s", op.kind, label, oid, outcome, extra=about(oid, op.kind))
         if len(self._lines) >= LOG_LINES_BUFFERED:
             self.flush()
 
@@ -93,7 +110,7 @@ class Tally:
         self.result.failures.append(Failure(oid, label, error))
         retry = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else None
         self._ledger.escrow(oid, object_type(op), label, op.kind, error, retry, now=self._now)
-        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error)
+        log.error("%s %s (%s) failed: %s", op.kind, label, oid, error, extra=about(oid, op.kind))
         self._failed += 1
         if (
             self._attempted >= QUARANTINE_MIN_OPERATIONS

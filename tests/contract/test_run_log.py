@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from syncd.adapters.policy import LOG_KEEP_DAYS
 from syncd.adapters.sqlite.runs import SqliteRunLog
 from syncd.adapters.sqlite.sql import sql_time
 from syncd.core.limiter import Learned
-from syncd.ports import LogLine, Run, RunLog
+from syncd.ports import LogFilter, LogLine, Run, RunLog
 from tests.contract.conftest import ADAPTERS, open_store
 
 T1 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -31,9 +31,11 @@ def line(object_id: str, label: str = "", outcome: str = "ok") -> LogLine:
     return LogLine(object_id, label or f"{object_id}@x.example", "update", outcome, "")
 
 
-def logged(runs: RunLog, limit: int = 100, object_key: str = "") -> list[tuple[int, str]]:
+def logged(
+    runs: RunLog, limit: int = 100, object_key: str = "", where: LogFilter | None = None
+) -> list[tuple[int, str]]:
     """(run id, object id) of the log lines ``entries`` hands out, in its order."""
-    return [(e.run_id, e.object_id) for e in runs.entries(limit, object_key)]
+    return [(e.run_id, e.object_id) for e in runs.entries(limit, object_key, where)]
 
 
 def backdate(runs: RunLog, run_id: int, days: float) -> None:
@@ -195,6 +197,61 @@ def test_start_keeps_the_log_as_many_days_as_it_is_told_fractions_too(runs: RunL
     assert logged(runs) == [(recent, "bob")]
     runs.start("delta", dry_run=False, keep_days=LOG_KEEP_DAYS)
     assert logged(runs) == [(recent, "bob")]
+
+
+def test_a_line_keeps_what_its_operation_changed(runs: RunLog) -> None:
+    run_id = runs.start("full", dry_run=False)
+    changes = '{"active":[true,false],"title":["Ö","Å"]}'
+    runs.append(run_id, [LogLine("u1", "a@x.example", "update_user", "deactivated", "", changes)])
+    runs.append(run_id, [line("u2")])  # what an older syncd wrote: no changes
+
+    second, first = runs.entries()
+    assert (first.changes, second.changes) == (changes, "")
+    assert first.to_json()["changes"] == {"active": [True, False], "title": ["Ö", "Å"]}
+    assert second.to_json()["changes"] is None
+
+
+def test_entries_are_filtered_by_object_and_by_when_they_were_written(runs: RunLog) -> None:
+    run_id = runs.start("full", dry_run=False)
+    runs.append(run_id, [line("u1", "ann@x.example"), line("u2"), line("u3", "u1")])
+    [written] = {e.at for e in runs.entries()}
+    after = written.replace(tzinfo=UTC) + timedelta(microseconds=1)
+
+    assert logged(runs, where=LogFilter(frozenset({"u1"}))) == [(run_id, "u3"), (run_id, "u1")]
+    two = LogFilter(frozenset({"ann@x.example", "u2"}))
+    assert logged(runs, where=two) == [(run_id, "u2"), (run_id, "u1")]
+    assert logged(runs, 100, "u2", where=two) == [(run_id, "u2")]  # both must hold
+    assert logged(runs, where=LogFilter(frozenset({"ANN@x.example"}))) == []  # exact
+    assert len(runs.entries(where=LogFilter(since=written.replace(tzinfo=UTC)))) == 3
+    assert runs.entries(where=LogFilter(since=after)) == []
+    in_stockholm = after.astimezone(timezone(timedelta(hours=1)))  # the same moment
+    assert runs.entries(where=LogFilter(since=in_stockholm)) == []
+    assert runs.entries(where=LogFilter(frozenset({"u2"}), after - timedelta(hours=1))) != []
+
+
+def test_entries_after_read_the_whole_log_in_pages_oldest_first(runs: RunLog) -> None:
+    first = runs.start("full", dry_run=False)
+    runs.append(first, [line(f"u{n}") for n in range(5)])
+    second = runs.start("delta", dry_run=False)
+    runs.append(second, [line("u1"), line("u9")])
+
+    pages, after = [], 0
+    while page := runs.entries_after(after, 3):
+        pages.append([(e.run_id, e.object_id) for e in page])
+        after = page[-1].id
+    assert pages == [
+        [(first, "u0"), (first, "u1"), (first, "u2")],
+        [(first, "u3"), (first, "u4"), (second, "u1")],
+        [(second, "u9")],
+    ]
+    where = LogFilter(frozenset({"u1", "u9"}))
+    assert [(e.run_id, e.object_id) for e in runs.entries_after(0, where=where)] == [
+        (first, "u1"),
+        (second, "u1"),
+        (second, "u9"),
+    ]
+    assert runs.entries_after(0, -1) == runs.entries(-1)[::-1]  # a negative limit: none
+    assert runs.entries_after(runs.entries(1)[0].id) == []
 
 
 # -- guard and health -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from syncd.adapters.sqlite.faults import (
 from syncd.adapters.sqlite.sql import get_meta
 from syncd.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The tables syncd.adapters.sqlite.schema defines (a test keeps the two in step).
 TABLES = frozenset(
@@ -50,6 +50,7 @@ REQUIRED: dict[int, frozenset[str]] = {
     1: KEPT | {"delta_link"},
     2: KEPT | {"delta_link", "ledger_member"},
     3: KEPT | {"delta_link", "ledger_member"},
+    4: KEPT | {"delta_link", "ledger_member"},
 }
 
 HEADER = b"SQLite format 3\x00"

@@ -12,11 +12,34 @@ from syncd.adapters.policy import LOG_KEEP_DAYS, guard_state
 from syncd.adapters.sqlite.faults import guarded
 from syncd.adapters.sqlite.sql import get_meta, parse_time, set_meta, sql_now, sql_time, utcnow
 from syncd.core.limiter import Learned
-from syncd.ports import LogEntry, LogLine, Run
+from syncd.ports import LogEntry, LogFilter, LogLine, Run
 
 GUARD = "guard"
 HEALTH = "health"
 LEARNSTER_LIMIT = "learnster_limit"
+LOG_COLUMNS = "id, run_id, at, object_id, label, operation, outcome, detail, changes"
+
+
+def _condition(
+    object_key: str, where: LogFilter | None, after_id: int | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of the log lines asked for."""
+    clauses, parameters = ["1"], list[Any]()
+    if object_key:
+        clauses.append("(object_id = ? OR label = ?)")
+        parameters += [object_key, object_key]
+    if where is not None and where.objects:
+        marks = ",".join("?" * len(where.objects))
+        clauses.append(f"(object_id IN ({marks}) OR label IN ({marks}))")
+        parameters += [*where.objects, *where.objects]
+    if where is not None and where.since is not None:
+        clauses.append("at >= ?")  # the text of sql_time sorts as the moments do
+        since = where.since if where.since.tzinfo else where.since.replace(tzinfo=UTC)
+        parameters.append(sql_time(since))
+    if after_id is not None:
+        clauses.append("id > ?")
+        parameters.append(after_id)
+    return " AND ".join(clauses), parameters
 
 
 @guarded
@@ -81,18 +104,28 @@ class SqliteRunLog:
         with self._db:
             self._db.executemany(
                 "INSERT INTO provisioning_log (run_id, at, object_id, label, operation, outcome, "
-                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "detail, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 ((run_id, now, *entry) for entry in entries),  # streamed: no list of rows
             )
 
-    def entries(self, limit: int = 100, object_key: str = "") -> list[LogEntry]:
+    def entries(
+        self, limit: int = 100, object_key: str = "", where: LogFilter | None = None
+    ) -> list[LogEntry]:
         """The latest log lines, of one object (its id or label) when ``object_key`` is given."""
-        rows = self._db.execute(
-            "SELECT id, run_id, at, object_id, label, operation, outcome, detail "
-            "FROM provisioning_log WHERE ? = '' OR object_id = ? OR label = ? "
-            "ORDER BY id DESC LIMIT ?",
-            (object_key, object_key, object_key, limit),
-        )
+        condition, parameters = _condition(object_key, where, after_id=None)
+        return self._log_lines(f"{condition} ORDER BY id DESC LIMIT ?", [*parameters, limit])
+
+    def entries_after(
+        self, after_id: int, limit: int = 1000, where: LogFilter | None = None
+    ) -> list[LogEntry]:
+        """A page of the log in the order it was written: by id, the primary key (no sort)."""
+        condition, parameters = _condition("", where, after_id=after_id)
+        return self._log_lines(f"{condition} ORDER BY id LIMIT ?", [*parameters, limit])
+
+    def _log_lines(self, condition: str, parameters: list[Any]) -> list[LogEntry]:
+        # _condition's clauses, every value bound
+        select = f"SELECT {LOG_COLUMNS} FROM provisioning_log WHERE {condition}"  # noqa: S608
+        rows = self._db.execute(select, parameters)
         return [
             LogEntry(
                 id=row[0],
@@ -103,6 +136,7 @@ class SqliteRunLog:
                 operation=row[5],
                 outcome=row[6],
                 detail=row[7],
+                changes=row[8],
             )
             for row in rows
         ]

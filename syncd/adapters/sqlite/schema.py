@@ -103,6 +103,7 @@ class LogRow(SQLModel, table=True):
     operation: str
     outcome: str
     detail: str = ""
+    changes: str = ""  # attribute path -> [old, new], JSON ("" in rows of schema 3)
 
 
 class IntentRow(SQLModel, table=True):

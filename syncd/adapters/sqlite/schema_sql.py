@@ -29,7 +29,7 @@ STATEMENTS: dict[str, tuple[str, ...]] = {
         'CREATE TABLE meta ( "key" VARCHAR NOT NULL, value VARCHAR NOT NULL, PRIMARY KEY ("key") )',
     ),
     "provisioning_log": (
-        "CREATE TABLE provisioning_log ( id INTEGER NOT NULL, run_id INTEGER NOT NULL, at DATETIME NOT NULL, object_id VARCHAR NOT NULL, label VARCHAR NOT NULL, operation VARCHAR NOT NULL, outcome VARCHAR NOT NULL, detail VARCHAR NOT NULL, PRIMARY KEY (id) )",
+        "CREATE TABLE provisioning_log ( id INTEGER NOT NULL, run_id INTEGER NOT NULL, at DATETIME NOT NULL, object_id VARCHAR NOT NULL, label VARCHAR NOT NULL, operation VARCHAR NOT NULL, outcome VARCHAR NOT NULL, detail VARCHAR NOT NULL, changes VARCHAR NOT NULL, PRIMARY KEY (id) )",
         "CREATE INDEX ix_provisioning_log_object_id ON provisioning_log (object_id)",
         "CREATE INDEX ix_provisioning_log_run_id ON provisioning_log (run_id)",
     ),

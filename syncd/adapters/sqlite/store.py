@@ -188,8 +188,16 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS ix_snapshot_user_upn_key ON snapshot_user (upn_key)")
 
 
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Provisioning-log lines get ``changes``: what each operation changed (older lines: "")."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(provisioning_log)")}
+    if "changes" not in columns:
+        db.execute("ALTER TABLE provisioning_log ADD COLUMN changes VARCHAR NOT NULL DEFAULT ''")
+
+
 # MIGRATIONS[n] turns schema n into n + 1; the tables added by n + 1 exist already.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
