@@ -17,7 +17,7 @@ from syncd.core.operations import (
     RenameGroup,
     UpdateUser,
 )
-from syncd.cycle.tally import LOG_LINES_BUFFERED, Tally
+from syncd.cycle.tally import LOG_BYTES_BUFFERED, LOG_LINES_BUFFERED, Tally
 
 
 def test_the_provisioning_log_is_written_every_thousand_lines_and_at_the_flush() -> None:
@@ -34,6 +34,23 @@ def test_the_provisioning_log_is_written_every_thousand_lines_and_at_the_flush()
     assert len(entries) == total
     assert {e.object_id for e in entries} == {f"u{i}" for i in range(total)}
     assert tally.result.outcomes["delete_user"][Outcome.DELETED] == total
+
+
+def test_lines_with_large_changes_are_written_before_a_thousand() -> None:
+    # A tag's create names every member: 1,250 of them are ~50 kB of changes.
+    store = MemoryStore()
+    run_id = store.runs.start("full", dry_run=False)
+    tally = Tally(store.ledger, store.runs, run_id, {}, None)
+    members = tuple(f"{i:08d}-0000-0000-0000-000000000000" for i in range(1250))
+    changes = {"displayName": [None, "Tag"], "members": [None, list(members)]}
+    size = len(json.dumps(changes, separators=(",", ":")))
+    per_write = -(-LOG_BYTES_BUFFERED // size)  # lines until the buffer holds the budget
+    assert per_write < LOG_LINES_BUFFERED
+    for i in range(per_write * 2):
+        tally.outcome(CreateGroup(f"g{i}", "Tag", members, frozenset(members)), Outcome.CREATED)
+        written = len(store.runs.entries(limit=1000))
+        assert written == (i + 1) // per_write * per_write
+    assert len(store.runs.entries(limit=1000)) == per_write * 2
 
 
 def test_each_line_keeps_what_its_operation_changed() -> None:
