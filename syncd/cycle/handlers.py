@@ -184,7 +184,7 @@ class Handlers:
         members = self.links.linked_members(op.user_ids)
         resource = group_resource(op.display_name, op.group_id, members.values())
         created = await self.target.create_group(resource)
-        self.links.link_group(op.group_id, created["id"], op.display_name, members)
+        self.links.link_group(op.group_id, created["id"], op.display_name, members, created=True)
         self.tally.outcome(op, Outcome.CREATED)
 
     async def _adopt_group(self, op: CreateGroup, existing: Mapping[str, Any]) -> None:
@@ -247,7 +247,7 @@ class Handlers:
         if adopting or not members or exc.status != 400:
             raise exc
         created = await self.target.create_group(group_resource(op.display_name, op.group_id))
-        self.links.link_group(op.group_id, created["id"], op.display_name)
+        self.links.link_group(op.group_id, created["id"], op.display_name, created=True)
         detail = f"tag created without its members: {exc.detail or exc}"
         raise RejectedError(detail, status=exc.status, detail=detail) from None
 
