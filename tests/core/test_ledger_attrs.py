@@ -3,6 +3,8 @@ equality, and PackedAttrs behaving as the mapping it stands for."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from syncd.core.attrs import PackedAttrs, as_dict, canonical_json
@@ -87,3 +89,11 @@ def test_packed_attrs_behave_as_the_mapping(attrs: dict[str, object]) -> None:
 def test_packed_attrs_of_different_keys_and_the_same_values_differ() -> None:
     assert PackedAttrs({"p": 1}) != PackedAttrs({"q": 1})
     assert as_dict({"p": 1}) == {"p": 1}
+
+
+def test_packed_attrs_of_a_key_set_never_seen_before() -> None:
+    # The sorted key tuples are shared through a registry; a new one is registered as itself.
+    key = f"fresh-{uuid.uuid4()}"
+    packed = PackedAttrs({key: 1, "a": 2})
+    assert dict(packed) == {"a": 2, key: 1}
+    assert list(packed) == ["a", key]
