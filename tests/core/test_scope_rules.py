@@ -172,3 +172,19 @@ def test_why_a_user_is_out_of_scope() -> None:
         "matches no [[scope.filter]]: [[scope.filter]] 1: department EQUALS 'sales' does not hold "
         "(department is null)"
     )
+
+
+def test_a_scope_group_that_is_not_there_does_not_hide_the_others() -> None:
+    # Sets have no order: which group is looked at first varies from run to run, so 30 pairs
+    # of a missing (or deleted) group and one that is there make "first" certain for some.
+    groups: GroupSnapshot = {}
+    for i in range(30):
+        groups.update(
+            [
+                group(f"there-{i}", f"There {i}", {f"u{i}"}),
+                group(f"old-{i}", "Old", {"x"}, presence=DELETED),
+            ]
+        )
+    for i in range(30):
+        for other in (f"missing-{i}", f"old-{i}"):
+            assert scope_group_members(groups, {other, f"there-{i}"}, nested=False) == {f"u{i}"}
