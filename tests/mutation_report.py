@@ -10,6 +10,7 @@ verdict, or when a module has less than 95 % of its non-equivalent mutants kille
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections import Counter
@@ -60,6 +61,11 @@ def results(root: Path = ROOT) -> dict[str, dict[str, str]]:
     return by_module
 
 
+def shown(score: float) -> str:
+    """A share as a percentage rounded down: 94.96 % is shown 94.9 %, never 95.0 %."""
+    return f"{math.floor(score * 1000) / 10:.1f}%"
+
+
 def main() -> int:
     by_module = results()
     if not by_module:
@@ -96,10 +102,10 @@ def main() -> int:
         print(
             f"{module:<12} {len(statuses):>7} {counts['killed']:>6} {counts['timeout']:>7} "
             f"{counts['survived']:>8} {counts['no tests']:>11} {equivalent:>10} "
-            f"{score:>23.1%}{'' if score >= MINIMUM else ' <'}"
+            f"{shown(score):>24}{'' if score >= MINIMUM else ' <'}"
         )
         if score < MINIMUM:
-            problems.append(f"{module}: {score:.1%} of its non-equivalent mutants killed")
+            problems.append(f"{module}: {shown(score)} of its non-equivalent mutants killed")
         totals.update(counts)
         totals["mutants"] += len(statuses)
         totals["equivalent"] += equivalent
@@ -109,7 +115,7 @@ def main() -> int:
     print(
         f"{'all':<12} {totals['mutants']:>7} {totals['killed']:>6} {totals['timeout']:>7} "
         f"{totals['survived']:>8} {totals['no tests']:>11} {totals['equivalent']:>10} "
-        f"{totals['relevant_killed'] / relevant if relevant else 1.0:>23.1%}"
+        f"{shown(totals['relevant_killed'] / relevant if relevant else 1.0):>24}"
     )
     problems += [
         f"{m}: listed as equivalent but no such mutant (stale entry)" for m in listed.keys() - seen
