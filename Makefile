@@ -33,15 +33,25 @@ fuzz: $(STAMP)
 # Mutation testing of the pure core (syncd/core) with the core's own unit tests ([tool.mutmut]
 # in pyproject.toml), from scratch each time; then tests/mutation_report.py's table per module,
 # failing on a survivor not listed in tests/mutation-equivalents.md. Not part of `make test`.
+# mutmut lives in a venv of its own (pyproject.toml's extra "mutate" says why).
 MUTATE_CHILDREN ?= 2
-mutate: $(STAMP)
+MUTATE_VENV := .venv-mutate
+MUTATE_STAMP := $(MUTATE_VENV)/.installed
+
+$(MUTATE_STAMP): pyproject.toml
+	test -x $(MUTATE_VENV)/bin/python || $(PYTHON) -m venv $(MUTATE_VENV)
+	$(MUTATE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MUTATE_VENV)/bin/python -m pip install --quiet -e '.[dev,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
 	rm -rf mutants
 	mkdir mutants
 	@start=$$(date +%s); \
-	HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children $(MUTATE_CHILDREN) > mutants/run.log 2>&1 \
-	  || { tail -c 3000 mutants/run.log; exit 1; }; \
+	HYPOTHESIS_PROFILE=mutate $(MUTATE_VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) \
+	  > mutants/run.log 2>&1 || { tail -c 3000 mutants/run.log; exit 1; }; \
 	echo "mutmut run: $$(( $$(date +%s) - start )) s, log in mutants/run.log"
-	$(BIN)/python tests/mutation_report.py
+	$(MUTATE_VENV)/bin/python tests/mutation_report.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
@@ -54,4 +64,4 @@ soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants
+	rm -rf $(VENV) $(MUTATE_VENV) .pytest_cache .mypy_cache .ruff_cache mutants
