@@ -39,6 +39,16 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# `make mutate` (HYPOTHESIS_PROFILE=mutate): the same examples on every run, so whether a mutant
+# survives does not depend on the luck of the draw.
+settings.register_profile(
+    "mutate",
+    max_examples=100,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncd"))
 
 GRAPH_TOKEN = "graph-test-token"

@@ -181,7 +181,7 @@ def _manager_id(obj: Mapping[str, Any]) -> str | None:
 def decode_delta_user(obj: Mapping[str, Any], base: DirectoryUser | None) -> Decoded:
     """Decode one users/delta object, merged over ``base`` (its properties before the round)."""
     merged: dict[str, Any] = _graph_shape(base) if base is not None else {}
-    merged.update({k: v for k, v in obj.items() if k != "manager@delta"})
+    merged.update(obj)  # manager@delta itself is never kept as extra (_DECODED)
     if "manager@delta" in obj:
         merged["manager"] = _manager_from_delta(obj["manager@delta"])
     return decode_user(merged)

@@ -193,7 +193,7 @@ def _create_waves(b: _Builder) -> list[tuple[Operation, ...]]:
             depth[member] = base
     waves: dict[int, list[Operation]] = {}
     for user_id, create in b.creates.items():
-        waves.setdefault(depth.get(user_id, 0), []).append(create)
+        waves.setdefault(depth[user_id], []).append(create)
     return [tuple(waves[d]) for d in sorted(waves)]
 
 
