@@ -282,7 +282,16 @@ def test_learned_from_json(data: object, learned: Learned | None) -> None:
 
 
 def test_learned_and_state_as_json() -> None:
-    assert Learned(5, True).as_json() == {"limit": 5, "throttled": True}
+    assert Learned(5, True).as_json() == {"limit": 5, "throttled": True, "capped": False}
+    assert Learned(8, False, capped=True).as_json() == {
+        "limit": 8,
+        "throttled": False,
+        "capped": True,
+    }
+    assert Learned.from_json({"limit": 8, "throttled": False, "capped": True}) == Learned(
+        8, False, capped=True
+    )
+    assert Learned.from_json({"limit": 5, "throttled": True}) == Learned(5, True)  # no "capped"
     state = LimiterState(
         limit=3,
         ceiling=8,
