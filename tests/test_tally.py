@@ -37,7 +37,7 @@ def test_the_provisioning_log_is_written_every_thousand_lines_and_at_the_flush()
 
 
 def test_lines_with_large_changes_are_written_before_a_thousand() -> None:
-    # A tag's create names every member: 1,250 of them are ~50 kB of changes.
+    # Lines whose changes are large (here 1,250 members each, ~50 kB) are written sooner.
     store = MemoryStore()
     run_id = store.runs.start("full", dry_run=False)
     tally = Tally(store.ledger, store.runs, run_id, {}, None)

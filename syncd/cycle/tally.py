@@ -42,8 +42,8 @@ class Failure(NamedTuple):
 # all until its end; writing every thousand took the 100,000-user peak from 242 to 238 MB
 # (latency 0), and one transaction per thousand costs ~2 ms.
 LOG_LINES_BUFFERED = 1000
-# ... or once their changes hold this much text: a tag's create names all its members, and a
-# phase of 400 tags of 1,250 each buffered 20 MB (the 100,000-user peak, make bench).
+# ... or once their changes hold this much text: a batch of a tag's members names 100 Graph
+# ids (~4 kB), so a thousand lines of them held ~4 MB.
 LOG_BYTES_BUFFERED = 1 << 20
 
 
