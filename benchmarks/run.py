@@ -682,22 +682,16 @@ def _print_tables(runs: Sequence[RunResult], args: argparse.Namespace) -> None:
         for kind in kinds:
             by_kind.add_row(kind, *(f"{run.scim_requests.get(kind, 0):,}" for run in runs))
         console.print(by_kind)
-    repeated = [
-        r.wall_over_ideal for r in runs if r.name.startswith("changed") and r.wall_over_ideal
-    ]
-    if len(repeated) > 1:
-        console.print(
-            f"changed cycles: wall/ideal median {statistics.median(repeated):.3f}, "
-            f"min {min(repeated):.3f}, max {max(repeated):.3f} ({len(repeated)} runs)"
-        )
-    firsts = [
-        r.first_scim_seconds for r in runs if r.name.startswith("changed") and r.first_scim_seconds
-    ]
-    if len(firsts) > 1:
-        console.print(
-            f"changed cycles: process start to first SCIM request median "
-            f"{statistics.median(firsts):.3f} s, min {min(firsts):.3f}, max {max(firsts):.3f}"
-        )
+    for what, unit, of_run in (
+        ("wall/ideal", "", lambda r: r.wall_over_ideal),
+        ("process start to first SCIM request", " s", lambda r: r.first_scim_seconds),
+    ):
+        values = [v for r in runs if r.name.startswith("changed") and (v := of_run(r))]
+        if len(values) > 1:
+            console.print(
+                f"changed cycles: {what} median {statistics.median(values):.3f}{unit}, "
+                f"min {min(values):.3f}, max {max(values):.3f} ({len(values)} runs)"
+            )
     for run in runs:
         if run.error:
             console.print(f"[red]{run.name}: {run.error}[/]")
