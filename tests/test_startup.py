@@ -115,3 +115,32 @@ def test_the_console_script_starts_without_http2_or_graph_models_and_collects_ag
     assert (code, loaded, collecting) == (0, [], True)
     titles = [u.get("title") for u in h.learnster.users.values()]
     assert titles.count("Launched") == 1
+
+
+_QUIET_AND_REPORT = """
+import json, sys
+from syncd.app.cli import main
+code = main(["sync", "--json", "--config", sys.argv[1]])
+print(json.dumps([code, "phonenumbers" in sys.modules]), file=sys.stderr)
+"""
+
+
+def test_a_cycle_in_which_nothing_changed_maps_nobody_and_loads_no_phone_rules(
+    make_harness: Callable[..., Harness],
+) -> None:
+    # Without [sync] phone_default_region (which the configuration checks against
+    # phonenumbers' regions), only mapping a user needs phonenumbers: ~9 ms of a start.
+    h = make_harness(users=20, extra="")
+    assert h.sync().exit_code == ExitCode.OK
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIET_AND_REPORT, str(h.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    code, phone_rules = json.loads(done.stderr.strip().splitlines()[-1])
+    report = json.loads(done.stdout)
+    assert report["planned"] == {}  # a quiet cycle: nothing was planned
+    assert report["scim_requests"] == {}
+    assert (code, phone_rules) == (0, False)
