@@ -29,14 +29,12 @@ from syncd.adapters.transport import (
     BoundedTransport,
     RedirectRefused,
     ResponseTooLarge,
-    environment_proxy,
+    connection_options,
     refuse_redirects,
-    speaks_tls,
 )
 from syncd.config import Config
 from syncd.core.decode import merge_delta_object
 from syncd.core.records import GROUP_SELECT, GROUP_TYPE, USER_SELECT, Assignments, DeltaRound
-from syncd.credentials import tls_verify
 from syncd.errors import (
     ConfigError,
     CredentialsRefused,
@@ -83,12 +81,8 @@ class GraphSource:
         # transport, closed in aclose: the SDK wraps a client's transports in one whose
         # aclose() closes nothing, so each cycle's keep-alive connections stayed open until the
         # collector found them (the daemon's sockets grew; make soak).
-        proxy = environment_proxy(self.base_url)
         self._transport = BoundedTransport(
-            httpx.AsyncHTTPTransport(
-                verify=tls_verify(config.graph.ca_file, used=speaks_tls(self.base_url, proxy)),
-                proxy=proxy,
-            ),
+            httpx.AsyncHTTPTransport(**connection_options(self.base_url, config.graph.ca_file)),
             config.graph.max_response_bytes,
         )
         http = httpx.AsyncClient(

@@ -18,6 +18,7 @@ import httpx
 from syncd.adapters.origin import redirect_target
 from syncd.config import MAX_RESPONSE_BYTES
 from syncd.core.limiter import ConcurrencyLimiter
+from syncd.credentials import tls_verify
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -52,6 +53,13 @@ def speaks_tls(url: str, proxy: str | None) -> bool:
     """Whether connections for ``url`` (through ``proxy``) can need TLS at all."""
     schemes = {urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(proxy or "").scheme}
     return "https" in schemes
+
+
+def connection_options(url: str, ca_file: str) -> dict[str, Any]:
+    """httpx transport arguments for ``url``: the environment's proxy and what certificates
+    are verified with (nothing loaded where no connection can speak TLS)."""
+    proxy = environment_proxy(url)
+    return {"verify": tls_verify(ca_file, used=speaks_tls(url, proxy)), "proxy": proxy}
 
 
 class Pacer:
