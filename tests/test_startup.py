@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from syncd.adapters.sqlite import Store
 from syncd.errors import ExitCode
@@ -23,6 +24,19 @@ store.ledger.set_converged("probe")
 store.close()
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel")))
 """
+
+
+def _probe(script: str, config_path: Path, *, check: bool = True) -> tuple[Any, Any]:
+    """Run ``script`` with a configuration in a fresh interpreter: the ``--json`` report it
+    printed, and the JSON of its last line on stderr (what it found loaded)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
 
 
 def test_a_cycle_on_an_existing_database_does_not_load_sqlalchemy(tmp_path: Path) -> None:
@@ -59,15 +73,7 @@ def test_a_delta_sync_with_json_output_loads_only_what_it_needs(
     assert h.sync().exit_code == ExitCode.OK
     user = next(u for u in h.graph.users if u.get("accountEnabled"))
     h.graph.update_user(user["id"], jobTitle="Light start")
-    done = subprocess.run(
-        [sys.executable, "-c", _SYNC_AND_REPORT, str(h.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
-    report = json.loads(done.stdout)
+    report, (code, loaded) = _probe(_SYNC_AND_REPORT, h.config_path)
     assert report["scim_requests"] == {"PATCH /Users": 1}
     assert report["concurrency"]["ceiling"] == 8  # the limiter's state, in --json
     assert report["concurrency"]["throttled"] == 0
@@ -103,15 +109,8 @@ def test_the_console_script_starts_without_http2_or_graph_models_and_collects_ag
     assert h.sync().exit_code == ExitCode.OK
     user = next(u for u in h.graph.users if u.get("accountEnabled"))
     h.graph.update_user(user["id"], jobTitle="Launched")
-    done = subprocess.run(
-        [sys.executable, "-c", _LAUNCH_AND_REPORT, str(h.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    code, loaded, collecting = json.loads(done.stderr.strip().splitlines()[-1])
-    assert json.loads(done.stdout)["scim_requests"] == {"PATCH /Users": 1}
+    report, (code, loaded, collecting) = _probe(_LAUNCH_AND_REPORT, h.config_path, check=False)
+    assert report["scim_requests"] == {"PATCH /Users": 1}
     assert (code, loaded, collecting) == (0, [], True)
     titles = [u.get("title") for u in h.learnster.users.values()]
     assert titles.count("Launched") == 1
@@ -132,15 +131,7 @@ def test_a_cycle_in_which_nothing_changed_maps_nobody_and_loads_no_phone_rules(
     # phonenumbers' regions), only mapping a user needs phonenumbers: ~9 ms of a start.
     h = make_harness(users=20, extra="")
     assert h.sync().exit_code == ExitCode.OK
-    done = subprocess.run(
-        [sys.executable, "-c", _QUIET_AND_REPORT, str(h.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    code, phone_rules = json.loads(done.stderr.strip().splitlines()[-1])
-    report = json.loads(done.stdout)
+    report, (code, phone_rules) = _probe(_QUIET_AND_REPORT, h.config_path)
     assert report["planned"] == {}  # a quiet cycle: nothing was planned
     assert report["scim_requests"] == {}
     assert (code, phone_rules) == (0, False)
